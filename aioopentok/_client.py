@@ -1,0 +1,495 @@
+"""The Client: the one place that awaits HTTP, and the one place aiohttp's errors become ours.
+
+Strategy: every public coroutine is "build a Request (``_protocol``), ``_send`` it, parse the
+Reply (``_protocol``)". ``_send`` owns everything transport: the shared connection pool, timeouts,
+retries of idempotent calls, the bounded read of replies, clock-skew learning and the debug log.
+Downloads (``_download``) reach storage through ``_open_storage``, which lends them the same pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sys
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from . import _protocol as proto
+from ._errors import (
+    InvalidArgumentError,
+    NotFoundError,
+    RequestError,
+    RequestTimeoutError,
+    ResponseError,
+)
+from ._models import Archive, P2PPreference, Role, Session, StitchResult
+from ._retry import NO_RETRY, RetryPolicy
+from ._tokens import TokenSigner
+from ._version import __version__
+from ._xml import MAX_XML_BYTES
+
+if TYPE_CHECKING:
+    from ._download import DownloadResult
+
+__all__ = [
+    "DEFAULT_DOWNLOAD_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "PRODUCTION_URL",
+    "STAGING_URL",
+    "Client",
+    "StorageResponse",
+]
+
+PRODUCTION_URL = "https://api.opentok.com/hl"
+STAGING_URL = "https://staging.tokbox.com/hl"
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)  # as the original Python SDK
+# Downloads of gigabytes have no total cap, only a connect and a per-read limit.
+DEFAULT_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+SKEW_WARNING_SECONDS = 60.0
+_SKEW_RESOLUTION = 2.0  # a Date header has one-second resolution: smaller offsets are noise
+
+logger = logging.getLogger("aioopentok")
+
+
+def _safe_url(url: str) -> str:
+    """Return a URL without its query string (signed URLs carry signatures there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def translate(exc: BaseException, where: str) -> RequestError | ResponseError:
+    """Return our exception for an aiohttp/asyncio transport exception (``raise ... from exc``)."""
+    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and aiohttp's timeout errors
+        return RequestTimeoutError(f"{where}: timed out")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return ResponseError(f"{where}: malformed HTTP reply ({exc.message})", status=exc.status)
+    return RequestError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+class StorageResponse:
+    """A storage reply lent to ``_download``: status, headers, and a body read in chunks."""
+
+    def __init__(self, response: aiohttp.ClientResponse, where: str) -> None:
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+        self._response = response
+        self._where = where
+
+    async def iter_chunks(self, size: int) -> AsyncIterator[bytes]:
+        """Yield the body in chunks of at most ``size`` bytes; transport errors become ours."""
+        content = self._response.content
+        while True:
+            try:
+                chunk = await content.read(size)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise translate(exc, self._where) from exc
+            if not chunk:
+                return
+            yield chunk
+
+    async def read_capped(self, cap: int = 64 * 1024) -> bytes:
+        """Read at most ``cap`` bytes of the body (for error replies)."""
+        try:
+            return await self._response.content.read(cap)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate(exc, self._where) from exc
+
+
+class Client:
+    """An asyncio client of the OpenTok server API sharing one connection pool across calls.
+
+    Args:
+        api_key: the partner API key (int or str).
+        api_secret: the partner secret; never shown in a repr, an error or a log line.
+        api_url: the base URL every path is appended to: ``PRODUCTION_URL``, ``STAGING_URL``,
+            an emulator's or a proxy's.
+        session: an ``aiohttp.ClientSession`` to borrow; it is never closed by us. Without one
+            the Client makes its own session and ``TCPConnector`` on first use.
+        timeout: API calls' ``aiohttp.ClientTimeout`` (default: 10 s total).
+        download_timeout: storage reads' timeout (default: no total, 10 s connect, 60 s read).
+        retry: a ``RetryPolicy``, or an int number of retries (default 3; 0 disables).
+        retry_create_session: retry ``create_session`` too. Off by default: when a reply is lost,
+            a retried create can make a second session.
+        limit, limit_per_host: the connector's connection limits (ignored with ``session``).
+        proxy, proxy_auth, trust_env: as in aiohttp (``trust_env`` reads HTTP(S)_PROXY).
+        user_agent: a suffix appended to the ``User-Agent`` header.
+        sleep: the coroutine used to wait between retries (tests inject a fake).
+    """
+
+    def __init__(
+        self,
+        api_key: int | str,
+        api_secret: str,
+        *,
+        api_url: str = PRODUCTION_URL,
+        session: aiohttp.ClientSession | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        download_timeout: aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | int | None = None,
+        retry_create_session: bool = False,
+        limit: int = 100,
+        limit_per_host: int = 0,
+        proxy: str | None = None,
+        proxy_auth: aiohttp.BasicAuth | None = None,
+        trust_env: bool = False,
+        user_agent: str | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._closed = False  # first, so __del__ works whatever fails below
+        self._session: aiohttp.ClientSession | None = session
+        self._owns_session = session is None
+        self._signer = TokenSigner(api_key, api_secret)
+        self._partner_auth = f"{self._signer.api_key}:{api_secret}"
+        parts = urlsplit(api_url) if isinstance(api_url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidArgumentError(f"api_url must be an absolute http(s) URL, not {api_url!r}")
+        self.api_url = api_url.rstrip("/") + "/"
+        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
+        if retry is None or isinstance(retry, int):
+            retry = RetryPolicy(retries=3 if retry is None else retry)
+        self.retry = retry
+        self._retry_create = retry_create_session
+        if limit < 0 or limit_per_host < 0:
+            raise InvalidArgumentError("connection limits must be >= 0 (0 means no limit)")
+        self._limit = (limit, limit_per_host)
+        self._proxy = proxy
+        self._proxy_auth = proxy_auth
+        self._trust_env = trust_env
+        agent = (
+            f"aioopentok/{__version__} aiohttp/{aiohttp.__version__} "
+            f"Python/{sys.version_info[0]}.{sys.version_info[1]}"
+        )
+        if user_agent:
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in user_agent):
+                raise InvalidArgumentError("user_agent must not contain control characters")
+            agent = f"{agent} {user_agent}"
+        self.user_agent = agent
+        self._sleep = sleep
+        self._jitter = random.random
+        self._clock_offset = 0.0
+        self._skew_warned = False
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<aioopentok.Client api_key={self.api_key!r} api_url={self.api_url!r} {state}>"
+
+    @property
+    def api_key(self) -> str:
+        """The API key as sent on the wire."""
+        return self._signer.api_key
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed
+
+    @property
+    def http_session(self) -> aiohttp.ClientSession:
+        """The ``aiohttp.ClientSession`` every call uses (created on first use if not borrowed)."""
+        if self._closed:
+            raise RuntimeError("this aioopentok.Client is closed; make a new one")
+        if self._session is None:
+            limit, per_host = self._limit
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=self._trust_env)
+        return self._session
+
+    async def close(self) -> None:
+        """Close the connection pool we own (a borrowed session stays open). Idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        session = getattr(self, "_session", None)
+        if session is not None and self._owns_session and not session.closed:
+            _warn(
+                f"unclosed {self!r}: use 'async with' or 'await client.close()'",
+                ResourceWarning,
+                source=self,
+            )
+
+    # --- clock ------------------------------------------------------------------------------
+
+    @property
+    def clock_offset(self) -> float:
+        """Server clock minus local clock in seconds, learned from replies' ``Date`` headers."""
+        return self._clock_offset
+
+    def _learn_clock(self, date_header: str | None) -> None:
+        offset = proto.clock_offset(date_header, time.time())
+        if offset is None:
+            return
+        self._clock_offset = offset if abs(offset) >= _SKEW_RESOLUTION else 0.0
+        if abs(offset) >= SKEW_WARNING_SECONDS and not self._skew_warned:
+            self._skew_warned = True
+            logger.warning(
+                "local clock is %+.0f s off the OpenTok service's; tokens are corrected "
+                "by the measured offset, but fix the clock (NTP)",
+                -offset,
+            )
+
+    # --- transport --------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        request: proto.Request,
+        timeout: aiohttp.ClientTimeout | None,
+        *,
+        force_retry: bool = False,
+    ) -> proto.Reply:
+        """Send a request, retrying idempotent ones as the policy allows; return the last reply."""
+        policy = self.retry if request.idempotent or force_retry else NO_RETRY
+        attempt = lost = 0
+        while True:
+            try:
+                reply = await self._send_once(request, timeout or self.timeout)
+            except RequestTimeoutError:
+                raise  # the caller's time budget is spent; retrying would multiply it
+            except RequestError as exc:
+                if attempt >= policy.retries:
+                    raise
+                lost += 1
+                delay = policy.delay(attempt, None, self._jitter())
+                reason = str(exc)
+            else:
+                if reply.status not in policy.statuses or attempt >= policy.retries:
+                    if lost:
+                        return proto.Reply(reply.status, reply.headers, reply.body, lost)
+                    return reply
+                retry_after = proto.retry_after_seconds(reply.headers.get("Retry-After"))
+                delay = policy.delay(attempt, retry_after, self._jitter())
+                reason = f"HTTP {reply.status}"
+            attempt += 1
+            logger.info(
+                "retry %d of %s %s in %.2f s after %s",
+                attempt,
+                request.method,
+                request.path,
+                delay,
+                reason,
+            )
+            await self._sleep(delay)
+
+    async def _send_once(
+        self, request: proto.Request, timeout: aiohttp.ClientTimeout
+    ) -> proto.Reply:
+        url = self.api_url + request.path
+        where = f"{request.method} {_safe_url(url)}"
+        headers = dict(request.headers)
+        headers["User-Agent"] = self.user_agent
+        started = time.perf_counter()
+        status: int | str = "error"
+        try:
+            async with self.http_session.request(
+                request.method,
+                url,
+                data=request.body or None,
+                headers=headers,
+                timeout=timeout,
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
+                allow_redirects=False,  # our auth headers must never follow a redirect
+            ) as response:
+                status = response.status
+                body = await _read_capped(response, MAX_XML_BYTES, where)
+                self._learn_clock(response.headers.get("Date"))
+                return proto.Reply(response.status, response.headers, body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate(exc, where) from exc
+        finally:
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "%s %s -> %s in %.1f ms",
+                    request.method,
+                    request.path,
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )
+
+    @asynccontextmanager
+    async def _open_storage(
+        self,
+        url: str,
+        *,
+        start: int = 0,
+        timeout: aiohttp.ClientTimeout | None = None,
+        method: str = "GET",
+    ) -> AsyncIterator[StorageResponse]:
+        """Open a signed storage URL: no OpenTok auth header ever goes there (protocol.md)."""
+        where = f"{method} {_safe_url(url)}"
+        headers = {"User-Agent": self.user_agent}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        try:
+            async with self.http_session.request(
+                method,
+                url,
+                headers=headers,
+                timeout=timeout or self.download_timeout,
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
+                auto_decompress=False,  # FLV bytes as stored; Range offsets count stored bytes
+            ) as response:
+                logger.debug("%s -> %s", where, response.status)
+                yield StorageResponse(response, where)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate(exc, where) from exc
+
+    # --- the API ----------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        location: str | None = None,
+        *,
+        p2p_preference: P2PPreference | str | bool | None = None,
+        properties: Mapping[str, str] | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> Session:
+        """Create a session.
+
+        Args:
+            location: an IP address hinting where the participants are (may be None).
+            p2p_preference: ``"enabled"`` or ``"disabled"`` (the service's default).
+            properties: extra form fields (the seed's session properties).
+            timeout: this call's timeout.
+
+        Raises:
+            InvalidArgumentError: a bad location or property, before any I/O.
+            AuthError: bad credentials. RequestError, ServerError, ResponseError: see the README.
+        """
+        request = proto.create_session_request(
+            self._partner_auth, location, p2p_preference, properties, api_key=self.api_key
+        )
+        reply = await self._send(request, timeout, force_retry=self._retry_create)
+        return proto.parse_session(reply)
+
+    def generate_token(
+        self,
+        session_id: str,
+        role: Role | str = Role.PUBLISHER,
+        expire_time: float | datetime | None = None,
+        connection_data: str | None = None,
+    ) -> str:
+        """Return a token for ``session_id``; pure and synchronous (see ``generate_token``).
+
+        The creation time is the local clock corrected by ``clock_offset``.
+        """
+        return self._signer.generate(
+            session_id, role, expire_time, connection_data, clock_offset=self._clock_offset
+        )
+
+    async def get_archive_manifest(
+        self, archive_id: str, token: str, *, timeout: aiohttp.ClientTimeout | None = None
+    ) -> Archive:
+        """Return an archive's manifest. ``token`` must be a moderator token of its session.
+
+        Raises:
+            NotFoundError: no such archive, or the token is not a moderator's.
+        """
+        request = proto.manifest_request(archive_id, token)
+        return proto.parse_manifest(await self._send(request, timeout))
+
+    async def download_archive_url(
+        self,
+        archive_id: str,
+        video_id: str,
+        token: str,
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> str:
+        """Return the signed storage URL of one video (it expires, typically in an hour)."""
+        request = proto.video_url_request(archive_id, video_id, token)
+        return proto.parse_archive_url(await self._send(request, timeout))
+
+    async def delete_archive(
+        self, archive_id: str, token: str, *, timeout: aiohttp.ClientTimeout | None = None
+    ) -> None:
+        """Delete an archive.
+
+        A 404 on a retry after an earlier try's reply was lost counts as success: that try most
+        likely deleted it. A 404 on the first try raises ``NotFoundError``.
+        """
+        reply = await self._send(proto.delete_archive_request(archive_id, token), timeout)
+        try:
+            proto.parse_delete(reply)
+        except NotFoundError:
+            if not reply.lost_replies:
+                raise
+            logger.info("delete of %s: 404 after a lost reply, taken as deleted", archive_id)
+
+    async def stitch_archive(
+        self, archive_id: str, *, timeout: aiohttp.ClientTimeout | None = None
+    ) -> StitchResult:
+        """Ask for one MP4 of up to four streams: ready with its URL, or still processing."""
+        request = proto.stitch_request(self._partner_auth, archive_id)
+        return proto.parse_stitch(await self._send(request, timeout))
+
+    async def download_video(
+        self,
+        archive_id: str,
+        video_id: str,
+        token: str,
+        dest: str | Path,
+        **options: Any,
+    ) -> DownloadResult:
+        """Stream one video to disk; see ``aioopentok._download.download_video``."""
+        from ._download import download_video
+
+        return await download_video(self, archive_id, video_id, token, dest, **options)
+
+    async def download_archive(
+        self,
+        archive_id: str,
+        token: str,
+        dest_dir: str | Path,
+        **options: Any,
+    ) -> Sequence[DownloadResult]:
+        """Download every video of an archive; see ``aioopentok._download.download_archive``."""
+        from ._download import download_archive
+
+        return await download_archive(self, archive_id, token, dest_dir, **options)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int, where: str) -> bytes:
+    """Read a whole reply body, refusing (promptly, in bounded memory) more than ``cap`` bytes."""
+    if response.content_length is not None and response.content_length > cap:
+        raise ResponseError(
+            f"{where}: reply of {response.content_length} bytes is over the {cap}-byte cap",
+            status=response.status,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            raise ResponseError(
+                f"{where}: reply is over the {cap}-byte cap", status=response.status
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
