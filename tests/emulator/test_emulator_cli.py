@@ -1,0 +1,53 @@
+"""``python -m aioopentok.emulator`` and the pytest plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+
+import aiohttp
+from emulator_helpers import KEY, SECRET
+
+from aioopentok.emulator import Emulator
+from aioopentok.emulator.pytest_plugin import opentok_emulator  # noqa: F401 (the fixture)
+
+
+async def test_cli_serves_until_sigint_and_exits_0() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aioopentok.emulator", "--port", "0",
+        "--api-key", KEY, "--api-secret", SECRET, "--seed-archives", "2", "--video-size", "5000",
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        first = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode()
+        m = re.fullmatch(
+            rf"aioopentok emulator: url=(http://127\.0\.0\.1:\d+/hl) api_key={KEY} "
+            rf"api_secret={SECRET}\n",
+            first,
+        )
+        assert m is not None, first
+        lines = [(await proc.stdout.readline()).decode() for _ in range(3)]
+        assert lines[0].startswith("session_id=2_")
+        assert all(line.startswith("archive_id=") for line in lines[1:])
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{m.group(1)}/session/create", headers={"X-TB-PARTNER-AUTH": f"{KEY}:{SECRET}"}
+            ) as r,
+        ):
+            assert "<session_id>" in await r.text()
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_pytest_plugin_fixture(opentok_emulator: Emulator) -> None:  # noqa: F811
+    assert opentok_emulator.url.startswith("http://127.0.0.1:")
+    async with aiohttp.ClientSession() as http, http.get(f"{opentok_emulator.url}/x") as r:
+        assert r.status == 404
