@@ -121,7 +121,9 @@ class Client:
         retry_create_session: retry ``create_session`` too. Off by default: when a reply is lost,
             a retried create can make a second session.
         limit, limit_per_host: the connector's connection limits (ignored with ``session``).
-        proxy, proxy_auth, trust_env: as in aiohttp (``trust_env`` reads HTTP(S)_PROXY).
+        proxy, proxy_headers, trust_env: as in aiohttp. ``proxy_headers`` (e.g. a
+            ``Proxy-Authorization``) go on the CONNECT of https targets such as the production
+            URL (aiohttp 3.14 deprecates ``BasicAuth``); ``trust_env`` reads HTTP(S)_PROXY.
         user_agent: a suffix appended to the ``User-Agent`` header.
         sleep: the coroutine used to wait between retries (tests inject a fake).
     """
@@ -140,7 +142,7 @@ class Client:
         limit: int = 100,
         limit_per_host: int = 0,
         proxy: str | None = None,
-        proxy_auth: aiohttp.BasicAuth | None = None,
+        proxy_headers: Mapping[str, str] | None = None,
         trust_env: bool = False,
         user_agent: str | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
@@ -164,7 +166,7 @@ class Client:
             raise InvalidArgumentError("connection limits must be >= 0 (0 means no limit)")
         self._limit = (limit, limit_per_host)
         self._proxy = proxy
-        self._proxy_auth = proxy_auth
+        self._proxy_headers = dict(proxy_headers) if proxy_headers else None
         self._trust_env = trust_env
         agent = (
             f"aioopentok/{__version__} aiohttp/{aiohttp.__version__} "
@@ -205,6 +207,9 @@ class Client:
             limit, per_host = self._limit
             connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=self._trust_env)
+            # aiohttp resends a GET once, at once, after a reset; our RetryPolicy owns retries,
+            # so that every retry is counted, backed off, and ``retry=0`` means one try.
+            self._session._retry_connection = False
         return self._session
 
     async def close(self) -> None:
@@ -313,7 +318,7 @@ class Client:
                 headers=headers,
                 timeout=timeout,
                 proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
+                proxy_headers=self._proxy_headers,
                 allow_redirects=False,  # our auth headers must never follow a redirect
             ) as response:
                 status = response.status
@@ -353,7 +358,7 @@ class Client:
                 headers=headers,
                 timeout=timeout or self.download_timeout,
                 proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
+                proxy_headers=self._proxy_headers,
                 auto_decompress=False,  # FLV bytes as stored; Range offsets count stored bytes
             ) as response:
                 logger.debug("%s -> %s", where, response.status)
