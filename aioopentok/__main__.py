@@ -1,0 +1,12 @@
+"""Entry point of ``python -m aioopentok``; the logic lives in ``_cli``."""
+
+from __future__ import annotations
+
+import sys
+
+from ._cli import main
+
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    sys.exit(main())
