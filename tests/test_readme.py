@@ -1,0 +1,54 @@
+"""Every Python block in README.md runs, and the README's test command is what CI runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_has_python_blocks() -> None:
+    assert len(BLOCKS) >= 4
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
+    code = BLOCKS[index]
+    if "def test_" in code:  # a pytest example: run it with pytest, as a user would
+        (tmp_path / "test_example.py").write_text(code)
+        (tmp_path / "pytest.ini").write_text(
+            "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            str(tmp_path),
+        ]
+    else:
+        command = [sys.executable, "-W", "error", "-c", code]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    if "def test_" in code:
+        assert "1 passed" in result.stdout
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "scripts/test" in ci
+    assert "$ scripts/test" in README
+    assert "$ scripts/demo" in README
