@@ -435,8 +435,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (see ``EXIT_CODES``)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["emulator"]:
+        from .emulator._cli import build_parser as emulator_parser
         from .emulator._cli import main as emulator_main
 
+        try:
+            emulator_parser("aioopentok emulator").parse_args(args_list[1:])
+        except SystemExit as exc:  # --help, or a usage error already printed
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
         return emulator_main(args_list[1:])
     try:
         args = build_parser().parse_args(args_list)
