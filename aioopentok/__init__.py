@@ -7,6 +7,7 @@ through one shared aiohttp connection pool. See README.md for a tour.
 from __future__ import annotations
 
 from ._client import DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_TIMEOUT, PRODUCTION_URL, STAGING_URL, Client
+from ._download import DownloadResult, ProgressCallback
 from ._errors import (
     APIError,
     AuthError,
@@ -48,11 +49,13 @@ __all__ = [
     "Client",
     "DiskError",
     "DownloadError",
+    "DownloadResult",
     "InvalidArgumentError",
     "InvalidTokenError",
     "NotFoundError",
     "OpenTokException",
     "P2PPreference",
+    "ProgressCallback",
     "RateLimitedError",
     "RequestError",
     "RequestTimeoutError",

@@ -14,15 +14,16 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _protocol as proto
 from ._errors import (
@@ -39,7 +40,7 @@ from ._version import __version__
 from ._xml import MAX_XML_BYTES
 
 if TYPE_CHECKING:
-    from ._download import DownloadResult
+    from ._download import DownloadResult, ProgressCallback
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",
@@ -59,6 +60,7 @@ SKEW_WARNING_SECONDS = 60.0
 _SKEW_RESOLUTION = 2.0  # a Date header has one-second resolution: smaller offsets are noise
 
 logger = logging.getLogger("aioopentok")
+_AUTH_HEADERS = (proto.PARTNER_AUTH, proto.TOKEN_AUTH)
 
 
 def _safe_url(url: str) -> str:
@@ -67,8 +69,25 @@ def _safe_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+def _redact_request_info(exc: aiohttp.ClientResponseError) -> None:
+    """Blank our auth headers (the partner secret, tokens) kept in ``exc.request_info``."""
+    info = exc.request_info
+    if not any(name in info.headers for name in _AUTH_HEADERS):
+        return
+    headers = CIMultiDict(info.headers)
+    for name in _AUTH_HEADERS:
+        if name in headers:
+            headers[name] = "<redacted>"
+    exc.request_info = aiohttp.RequestInfo(
+        info.url, info.method, CIMultiDictProxy(headers), info.real_url
+    )
+    exc.args = (exc.request_info, *exc.args[1:])
+
+
 def translate(exc: BaseException, where: str) -> RequestError | ResponseError:
     """Return our exception for an aiohttp/asyncio transport exception (``raise ... from exc``)."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        _redact_request_info(exc)  # it becomes our error's __cause__: no secret may ride along
     if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and aiohttp's timeout errors
         return RequestTimeoutError(f"{where}: timed out")
     if isinstance(exc, aiohttp.ClientResponseError):
@@ -461,24 +480,57 @@ class Client:
         video_id: str,
         token: str,
         dest: str | Path,
-        **options: Any,
+        *,
+        chunk_size: int = 1024 * 1024,  # _download.DEFAULT_CHUNK_SIZE
+        progress: ProgressCallback | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> DownloadResult:
-        """Stream one video to disk; see ``aioopentok._download.download_video``."""
+        """Stream one video to a file (or ``<video_id>.flv`` in a directory); raise on failure.
+
+        Resumes a ``.part`` left by an earlier call; skips a complete file. See
+        ``aioopentok._download.download_video`` for the arguments and errors.
+        """
         from ._download import download_video
 
-        return await download_video(self, archive_id, video_id, token, dest, **options)
+        return await download_video(
+            self,
+            archive_id,
+            video_id,
+            token,
+            dest,
+            chunk_size=chunk_size,
+            progress=progress,
+            timeout=timeout,
+        )
 
     async def download_archive(
         self,
         archive_id: str,
         token: str,
         dest_dir: str | Path,
-        **options: Any,
-    ) -> Sequence[DownloadResult]:
-        """Download every video of an archive; see ``aioopentok._download.download_archive``."""
+        *,
+        concurrency: int = 4,
+        progress: ProgressCallback | None = None,
+        chunk_size: int = 1024 * 1024,  # _download.DEFAULT_CHUNK_SIZE
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> list[DownloadResult]:
+        """Download every video of an archive, ``concurrency`` at once; one result per video.
+
+        A video's failure is in its result's ``error`` instead of raised; a manifest failure
+        raises. See ``aioopentok._download.download_archive``.
+        """
         from ._download import download_archive
 
-        return await download_archive(self, archive_id, token, dest_dir, **options)
+        return await download_archive(
+            self,
+            archive_id,
+            token,
+            dest_dir,
+            concurrency=concurrency,
+            progress=progress,
+            chunk_size=chunk_size,
+            timeout=timeout,
+        )
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int, where: str) -> bytes:
