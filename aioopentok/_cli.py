@@ -289,7 +289,8 @@ async def cmd_download(args: argparse.Namespace) -> int:
     for r in results:
         if r.ok:
             how = " (resumed)" if r.resumed else " (already complete)" if r.skipped else ""
-            lines.append(f"{r.path}  {r.size} bytes  sha256 {r.sha256}{how}")
+            digest = f"  sha256 {r.sha256}" if r.sha256 else ""
+            lines.append(f"{r.path}  {r.size} bytes{digest}{how}")
         else:
             lines.append(f"FAILED {r.video_id}: {r.error}")
     failed = [r for r in results if not r.ok]

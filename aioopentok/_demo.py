@@ -8,6 +8,7 @@ The first failing step stops the flow. The summary lists every step; exit 0 only
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -73,7 +74,7 @@ class Report:
             step.seconds = time.perf_counter() - started
             if self.live:
                 mark = "ok  " if step.ok else "FAIL"
-                print(f"  {mark} {step.name:<44} {step.detail}  ({step.seconds * 1000:.0f} ms)")
+                print(f"  {mark} {step.name:<49} {step.detail} ({step.seconds * 1000:.0f} ms)")
 
 
 class _Stop(Exception):
@@ -220,7 +221,7 @@ async def _flow(
     with report.step("verify each file (size, FLV signature, SHA-256)") as step:
         files = []
         for result in results:
-            size, head, digest = file_facts(Path(result.path))
+            size, head, digest = await asyncio.to_thread(file_facts, Path(result.path))
             want_size = emu.video_size(archive_id, result.video_id)
             want_digest = emu.video_digest(archive_id, result.video_id)
             check(size == want_size, f"{result.video_id}: {size} bytes, expected {want_size}")
@@ -246,7 +247,7 @@ async def _flow(
         try:
             await client.get_archive_manifest(archive_id, moderator)
         except NotFoundError as exc:
-            step.detail = f"as expected: {exc}"
+            step.detail = f"as expected ({exc.message or exc})"
         else:
             raise CheckFailed("the deleted archive's manifest was still served")
 

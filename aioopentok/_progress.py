@@ -8,6 +8,7 @@ tqdm not installed). tqdm is the optional ``cli`` extra, so it is imported here,
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 from typing import Any, TextIO
 
@@ -25,6 +26,7 @@ class ProgressBars:
     def __call__(self, video_id: str, done: int, total: int | None) -> None:
         bar = self._bars.get(video_id)
         if bar is None:
+            size = shutil.get_terminal_size()  # tqdm's own probe says 0x0 on a sizeless pty
             bar = self._tqdm(
                 total=total,
                 desc=video_id[:13],
@@ -34,7 +36,8 @@ class ProgressBars:
                 position=len(self._bars),
                 leave=True,
                 file=self._file,
-                dynamic_ncols=True,
+                ncols=min(size.columns, 100),
+                nrows=size.lines,
             )
             self._bars[video_id] = bar
         if total is not None and bar.total != total:

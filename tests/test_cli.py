@@ -272,3 +272,57 @@ def test_progress_bars_only_on_a_terminal_and_not_when_quiet(capsys):
     bars.close()
     err = capsys.readouterr().err
     assert "video-a" in err and "2.00k" in err
+
+
+# --- downloads -----------------------------------------------------------------------------
+
+
+async def test_download_archive_saves_every_video_and_resumes(emu, capsys, tmp_path):
+    _, archive_id, token = seeded_archive(emu, videos=3, size=300_000)
+    dest = tmp_path / "out"
+    argv = ["download", archive_id, "--token", token, "--dest", str(dest), "--json"]
+    assert await run_cli(*argv, "--concurrency", "2") == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["ok"] and len(first["files"]) == 3
+    for video in emu.archives[archive_id].videos:
+        path = dest / f"{video.id}.flv"
+        assert path.read_bytes() == emu.video_bytes(archive_id, video.id)
+
+    # Leave one video half-done, as an interrupted run would: the next run resumes it.
+    video_id = emu.archives[archive_id].videos[1].id
+    final = dest / f"{video_id}.flv"
+    final.unlink()
+    (dest / f"{video_id}.flv.part").write_bytes(emu.video_bytes(archive_id, video_id, 0, 100_000))
+    assert await run_cli(*argv) == 0
+    again = {f["video_id"]: f for f in json.loads(capsys.readouterr().out)["files"]}
+    assert again[video_id]["resumed"] and not again[video_id]["skipped"]
+    assert again[video_id]["sha256"] == emu.video_digest(archive_id, video_id)
+    assert sum(f["skipped"] for f in again.values()) == 2
+    assert final.read_bytes() == emu.video_bytes(archive_id, video_id)
+
+
+async def test_download_one_video_to_a_file_prints_a_summary(emu, capsys, tmp_path):
+    _, archive_id, token = seeded_archive(emu)
+    video_id = emu.archives[archive_id].videos[0].id
+    target = tmp_path / "clip.flv"
+    assert (
+        await run_cli("download", archive_id, video_id, "--token", token, "--dest", str(target))
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert f"sha256 {emu.video_digest(archive_id, video_id)}" in out
+    assert "1/1 videos" in out
+    assert target.stat().st_size == emu.video_size(archive_id, video_id)
+
+
+async def test_a_failed_download_exits_with_its_code_in_one_line(emu, capsys, tmp_path):
+    _, archive_id, token = seeded_archive(emu, videos=1)
+    emu.faults.storage_403 = 1000  # every signed URL "expired"
+    argv = ["download", archive_id, "--token", token, "--dest", str(tmp_path), "--retries", "0"]
+    code = await run_cli(*argv)
+    captured = capsys.readouterr()
+    assert code == 8
+    assert "FAILED" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("aioopentok: 1 of 1 downloads failed: ")
+    assert not list(tmp_path.glob("*.flv"))
