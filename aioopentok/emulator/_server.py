@@ -21,6 +21,9 @@ from ._state import ArchiveInfo, RecordedRequest, SessionInfo, State, VideoSpec
 __all__ = ["Emulator"]
 
 _SEED_VIDEOS = 2
+# Grace given to in-flight replies on close(). aiohttp's default (60 s) makes close() hang
+# for a minute when a test abandons a half-read 2 GiB download; the emulator owes it nothing.
+_SHUTDOWN_TIMEOUT = 0.25
 
 
 class Emulator:
@@ -83,7 +86,9 @@ class Emulator:
         """Start listening; return self."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already started")
-        runner = web.AppRunner(make_app(self._state), access_log=None)
+        runner = web.AppRunner(
+            make_app(self._state), access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self._host, self._port)

@@ -8,13 +8,15 @@ import signal
 import sys
 
 import aiohttp
+import pytest
 from emulator_helpers import KEY, SECRET
 
 from aioopentok.emulator import Emulator
 from aioopentok.emulator.pytest_plugin import opentok_emulator  # noqa: F401 (the fixture)
 
 
-async def test_cli_serves_until_sigint_and_exits_0() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+async def test_cli_serves_until_signal_and_exits_0(sig: signal.Signals) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "aioopentok.emulator", "--port", "0",
         "--api-key", KEY, "--api-secret", SECRET, "--seed-archives", "2", "--video-size", "5000",
@@ -39,7 +41,7 @@ async def test_cli_serves_until_sigint_and_exits_0() -> None:
             ) as r,
         ):
             assert "<session_id>" in await r.text()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         assert await asyncio.wait_for(proc.wait(), 10) == 0
     finally:
         if proc.returncode is None:

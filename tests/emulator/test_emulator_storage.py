@@ -180,3 +180,15 @@ async def test_streaming_200_mib_keeps_memory_flat(
         tracemalloc.stop()
     assert h.hexdigest() == emu.video_digest(aid, vid)
     assert peak < 32 * 1024 * 1024, peak
+
+
+async def test_close_does_not_wait_for_abandoned_download() -> None:
+    emu = await Emulator("12345", "0123456789abcdef0123456789abcdef01234567").start()
+    async with aiohttp.ClientSession() as http:
+        aid, vid = await _video(emu, 1 << 30)
+        r = await http.get(await _url(emu, http, aid, vid))
+        await r.content.read(1000)
+        started = time.perf_counter()
+        await emu.close()
+        assert time.perf_counter() - started < 5
+        r.close()
