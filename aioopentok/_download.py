@@ -392,6 +392,7 @@ class _VideoDownload:
             match = _UNSATISFIED_RE.fullmatch(resp.headers.get("Content-Range", ""))
             if match and int(match.group(1)) == start:
                 self._learn_total(start)
+                self.resumed = True
                 return  # the .part already held every byte
             await part.restart()
             raise _Retry(f"storage cannot serve bytes from {start} (HTTP 416); starting over")
@@ -400,6 +401,7 @@ class _VideoDownload:
             if not matches:
                 await part.restart()
                 raise _Retry("storage answered a Range request with another range; starting over")
+            self.resumed = True
         elif status == 200:
             if start:
                 logger.info("%s: storage ignored Range; starting over", self.video_id)
@@ -428,12 +430,17 @@ class _VideoDownload:
             self.progress(self.video_id, received, self.total)
         pieces: list[bytes] = []
         buffered = 0
-        async for piece in resp.iter_chunks(self.chunk_size):
-            pieces.append(piece)
-            buffered += len(piece)
-            if buffered >= self.chunk_size or len(pieces) >= _MAX_PIECES:
-                received = await self._write(part, pieces, received)
-                pieces, buffered = [], 0
+        try:
+            async for piece in resp.iter_chunks(self.chunk_size):
+                pieces.append(piece)
+                buffered += len(piece)
+                if buffered >= self.chunk_size or len(pieces) >= _MAX_PIECES:
+                    received = await self._write(part, pieces, received)
+                    pieces, buffered = [], 0
+        except RequestError:
+            if pieces:  # keep what did arrive: the resume starts after it
+                await self._write(part, pieces, received)
+            raise
         if pieces:
             received = await self._write(part, pieces, received)
         await part.drain()

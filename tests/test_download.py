@@ -1,0 +1,417 @@
+"""``download_video`` against the emulator over loopback: verify, resume, refresh, fail cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import inspect
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+import aioopentok._files as files_mod
+from aioopentok import (
+    Client,
+    DiskError,
+    DownloadError,
+    DownloadResult,
+    InvalidArgumentError,
+    Role,
+)
+from aioopentok._download import DEFAULT_CHUNK_SIZE
+from aioopentok.emulator import Emulator
+
+MiB = 1024 * 1024
+
+
+@pytest_asyncio.fixture
+async def emu() -> AsyncIterator[Emulator]:
+    async with Emulator() as e:
+        yield e
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest_asyncio.fixture
+async def client(emu: Emulator, sleeps: list[float]) -> AsyncIterator[Client]:
+    async def fake_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    async with Client(emu.api_key, emu.api_secret, api_url=emu.url, sleep=fake_sleep) as c:
+        yield c
+
+
+def archive(emu: Emulator, *sizes: int) -> tuple[str, list[str], str]:
+    """Return (archive_id, video_ids, moderator token) of a fresh archive."""
+    session_id = emu.create_session_id()
+    ids = [f"v{i}-{size}" for i, size in enumerate(sizes)]
+    archive_id = emu.add_archive(session_id, list(zip(ids, sizes, strict=True)))
+    token = Client(emu.api_key, emu.api_secret).generate_token(session_id, Role.MODERATOR)
+    return archive_id, ids, token
+
+
+def storage_requests(emu: Emulator) -> list:
+    return [r for r in emu.requests if r.path.startswith("/storage/")]
+
+
+def url_calls(emu: Emulator) -> int:
+    return sum(1 for r in emu.requests if "/archive/url/" in r.path)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def no_connections_in_use(client: Client) -> bool:
+    connector = client.http_session.connector
+    assert connector is not None
+    return not connector._acquired  # type: ignore[attr-defined]
+
+
+# --- the happy path ---------------------------------------------------------------------------
+
+
+async def test_download_writes_verified_file_with_streamed_digest(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 3 * MiB + 123)
+    dest = tmp_path / "out.flv"
+    result = await client.download_video(aid, vid, token, dest, chunk_size=64 * 1024)
+    assert isinstance(result, DownloadResult)
+    assert result.ok and not result.resumed and not result.skipped
+    assert result.path == dest and result.size == emu.video_size(aid, vid)
+    assert result.sha256 == emu.video_digest(aid, vid) == sha256(dest)
+    assert not (tmp_path / "out.flv.part").exists()
+    assert emu.storage_auth_leaks == 0
+    assert all("Range" not in r.headers for r in storage_requests(emu))
+
+
+async def test_download_into_a_directory_names_the_file_after_the_video(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 50_000)
+    result = await client.download_video(aid, vid, token, str(tmp_path))
+    assert result.path == tmp_path / f"{vid}.flv"
+    assert result.path.read_bytes() == emu.video_bytes(aid, vid)
+
+
+async def test_progress_reports_bytes_and_total(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 300_000)
+    seen: list[tuple[str, int, int | None]] = []
+    await client.download_video(
+        aid, vid, token, tmp_path, chunk_size=64 * 1024, progress=lambda *a: seen.append(a)
+    )
+    assert seen[-1] == (vid, 300_000, 300_000)
+    assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen)
+    assert len(seen) >= 300_000 // (64 * 1024)
+
+
+async def test_chunked_storage_without_content_length_works(emu, client, tmp_path):
+    emu.faults.chunked_storage = True
+    aid, (vid,), token = archive(emu, 2 * MiB + 7)
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
+
+
+async def test_chunked_storage_cut_mid_body_resumes(emu, client, tmp_path):
+    emu.faults.chunked_storage = True
+    emu.faults.cut_body_after = 500_000
+    aid, (vid,), token = archive(emu, 2 * MiB)
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.resumed
+    assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
+
+
+def test_client_methods_default_to_the_download_chunk_size():
+    for method in (Client.download_video, Client.download_archive):
+        assert inspect.signature(method).parameters["chunk_size"].default == DEFAULT_CHUNK_SIZE
+
+
+# --- bad input: a clear error before any I/O --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "video_id", ["../evil", "..", "a/b", "a\\b", "/etc/passwd", "a\x00b", "", "C:\\x"]
+)
+async def test_unsafe_video_id_is_refused_before_any_io(emu, client, tmp_path, video_id):
+    aid, _, token = archive(emu, 50_000)
+    with pytest.raises(InvalidArgumentError, match="video_id"):
+        await client.download_video(aid, video_id, token, tmp_path)
+    assert emu.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"chunk_size": 0}, {"chunk_size": True}, {"progress": 3}, {"timeout": 5}],
+)
+async def test_bad_options_are_refused_before_any_io(emu, client, tmp_path, options):
+    aid, (vid,), token = archive(emu, 50_000)
+    with pytest.raises(InvalidArgumentError):
+        await client.download_video(aid, vid, token, tmp_path, **options)
+    assert emu.requests == []
+
+
+async def test_missing_parent_directory_is_a_disk_error(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 50_000)
+    with pytest.raises(DiskError) as info:
+        await client.download_video(aid, vid, token, tmp_path / "nope" / "x.flv")
+    assert isinstance(info.value, OSError) and info.value.errno == errno.ENOENT
+    assert emu.requests == []
+
+
+# --- resume and retry -------------------------------------------------------------------------
+
+
+async def test_download_resumes_after_connection_drop_with_range(emu, client, tmp_path, sleeps):
+    emu.faults.cut_body_after = 700_000
+    aid, (vid,), token = archive(emu, 2 * MiB)
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.resumed
+    assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
+    ranges = [r.headers.get("Range") for r in storage_requests(emu)]
+    assert ranges == [None, "bytes=700000-", "bytes=1400000-"]
+    assert len(sleeps) == 2  # back-off between tries, through the injected sleep
+    assert emu.storage_auth_leaks == 0
+
+
+async def test_expired_url_is_refreshed_and_download_continues(emu, client, tmp_path):
+    emu.faults.cut_body_after = 600_000
+    emu.faults.expire_urls_after_bytes = 600_000
+    aid, (vid,), token = archive(emu, 2 * MiB)
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.sha256 == emu.video_digest(aid, vid)
+    statuses = [r.headers.get("Range") for r in storage_requests(emu)]
+    # cut at 600000, the next try with the same URL is refused (403), a fresh URL resumes.
+    assert statuses[:3] == [None, "bytes=600000-", "bytes=600000-"]
+    assert url_calls(emu) >= 2
+    assert emu.storage_auth_leaks == 0
+
+
+async def test_storage_403_without_end_gives_up(emu, client, tmp_path):
+    emu.faults.storage_403 = 100
+    aid, (vid,), token = archive(emu, 50_000)
+    with pytest.raises(DownloadError) as info:
+        await client.download_video(aid, vid, token, tmp_path)
+    assert info.value.status == 403
+    assert url_calls(emu) == 4  # the first URL and three fresh ones
+    assert not (tmp_path / f"{vid}.flv").exists()
+    assert "Signature" not in str(info.value)
+
+
+async def test_storage_503_is_retried_a_bounded_number_of_times(
+    emu, client, tmp_path, sleeps, monkeypatch
+):
+    aid, (vid,), token = archive(emu, 50_000)
+    get_url = client.download_archive_url
+
+    async def url_then_outage(*args, **kwargs):
+        url = await get_url(*args, **kwargs)
+        emu.faults.fail_503 = 100  # storage is down from here on
+        emu.faults.retry_after = 2
+        return url
+
+    monkeypatch.setattr(client, "download_archive_url", url_then_outage)
+    with pytest.raises(DownloadError, match="gave up after 4"):
+        await client.download_video(aid, vid, token, tmp_path)
+    assert len(storage_requests(emu)) == 4  # one try and client.retry.retries (3) retries
+    assert sleeps == [2, 2, 2]  # Retry-After honoured
+    assert not (tmp_path / f"{vid}.flv").exists()
+
+
+async def test_storage_503_then_success(emu, client, tmp_path, monkeypatch):
+    aid, (vid,), token = archive(emu, 50_000)
+    get_url = client.download_archive_url
+
+    async def url_then_blip(*args, **kwargs):
+        url = await get_url(*args, **kwargs)
+        emu.faults.fail_503 = 2
+        return url
+
+    monkeypatch.setattr(client, "download_archive_url", url_then_blip)
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.sha256 == emu.video_digest(aid, vid)
+
+
+async def test_existing_part_is_resumed_and_hashed(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 3 * MiB)
+    part = tmp_path / f"{vid}.flv.part"
+    part.write_bytes(emu.video_bytes(aid, vid, 0, 1_234_567))
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.resumed
+    assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
+    assert [r.headers.get("Range") for r in storage_requests(emu)] == ["bytes=1234567-"]
+    assert not part.exists()
+
+
+async def test_part_that_is_not_flv_is_thrown_away(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 200_000)
+    (tmp_path / f"{vid}.flv.part").write_bytes(b"<html>garbage</html>")
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert not result.resumed
+    assert result.sha256 == emu.video_digest(aid, vid)
+
+
+async def test_part_longer_than_the_video_starts_over(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 200_000)
+    (tmp_path / f"{vid}.flv.part").write_bytes(emu.video_bytes(aid, vid) + b"extra")
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
+
+
+async def test_complete_part_is_finished_without_a_body(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 200_000)
+    (tmp_path / f"{vid}.flv.part").write_bytes(emu.video_bytes(aid, vid))
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.resumed and result.sha256 == emu.video_digest(aid, vid)
+
+
+async def test_complete_final_file_is_skipped(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 200_000)
+    first = await client.download_video(aid, vid, token, tmp_path)
+    emu.clear_requests()
+    again = await client.download_video(aid, vid, token, tmp_path)
+    assert again.skipped and again.size == first.size and again.sha256 is None
+    assert [r.method for r in storage_requests(emu)] == ["HEAD"]
+
+
+async def test_final_file_of_wrong_size_is_replaced(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 200_000)
+    (tmp_path / f"{vid}.flv").write_bytes(b"FLV short")
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert not result.skipped
+    assert sha256(result.path) == emu.video_digest(aid, vid)
+
+
+# --- failures leave nothing at the final name ----------------------------------------------------
+
+
+async def test_disk_full_is_a_disk_error_and_leaves_no_final_file(
+    emu, client, tmp_path, monkeypatch
+):
+    aid, (vid,), token = archive(emu, 3 * MiB)
+    real = files_mod._pwritev
+    calls = []
+
+    def full_after_one(fd, views, offset):
+        calls.append(offset)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, views, offset)
+
+    monkeypatch.setattr(files_mod, "_pwritev", full_after_one)
+    with pytest.raises(DiskError, match="disk full") as info:
+        await client.download_video(aid, vid, token, tmp_path)
+    assert isinstance(info.value, OSError) and isinstance(info.value, DownloadError)
+    assert info.value.errno == errno.ENOSPC
+    assert not (tmp_path / f"{vid}.flv").exists()
+    assert 0 < (tmp_path / f"{vid}.flv.part").stat().st_size < 3 * MiB  # kept for resuming
+    assert no_connections_in_use(client)
+
+
+async def test_unwritable_directory_is_a_disk_error(emu, client, tmp_path, monkeypatch):
+    # Root ignores directory permissions, so the refusal is simulated at the open call.
+    def refuse(self):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self.part))
+
+    monkeypatch.setattr(files_mod.PartFile, "_open", refuse)
+    aid, (vid,), token = archive(emu, 50_000)
+    with pytest.raises(DiskError, match="not writable") as info:
+        await client.download_video(aid, vid, token, tmp_path)
+    assert info.value.errno == errno.EACCES
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_fsync_failure_leaves_no_final_file(emu, client, tmp_path, monkeypatch):
+    def eio(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(files_mod.os, "fsync", eio)
+    aid, (vid,), token = archive(emu, 50_000)
+    with pytest.raises(DiskError):
+        await client.download_video(aid, vid, token, tmp_path)
+    assert not (tmp_path / f"{vid}.flv").exists()
+    assert (tmp_path / f"{vid}.flv.part").exists()
+
+
+async def test_cancel_leaves_part_no_final_and_no_open_connection(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 48 * MiB)
+    started = asyncio.Event()
+
+    def progress(_vid: str, done: int, _total: int | None) -> None:
+        if done >= 2 * MiB:
+            started.set()
+
+    task = asyncio.create_task(client.download_video(aid, vid, token, tmp_path, progress=progress))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not (tmp_path / f"{vid}.flv").exists()
+    assert (tmp_path / f"{vid}.flv.part").exists()
+    assert no_connections_in_use(client)
+    # and the next call resumes the .part to a verified file
+    await asyncio.sleep(0.05)  # let the writer thread finish its last chunk
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.resumed and result.sha256 == emu.video_digest(aid, vid)
+
+
+_KILLED_CHILD = """
+import asyncio, sys, time
+from aioopentok import Client
+url, key, secret, aid, vid, token, dest = sys.argv[1:]
+async def main():
+    async with Client(key, secret, api_url=url) as c:
+        # a slow reader (sleeping in the callback), so the parent can kill it mid-body
+        await c.download_video(aid, vid, token, dest, chunk_size=65536,
+                               progress=lambda *a: time.sleep(0.004))
+asyncio.run(main())
+"""
+
+
+async def test_sigkill_mid_body_leaves_a_part_that_resumes(emu, client, tmp_path):
+    aid, (vid,), token = archive(emu, 24 * MiB)
+    part = tmp_path / f"{vid}.flv.part"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _KILLED_CHILD, emu.url, emu.api_key, emu.api_secret,
+        aid, vid, token, str(tmp_path),
+    )  # fmt: skip
+    try:
+        for _ in range(2000):
+            if part.exists() and part.stat().st_size >= MiB:
+                break
+            await asyncio.sleep(0.005)
+        child.kill()  # SIGKILL: no cleanup of any kind runs
+    finally:
+        await child.wait()
+    assert child.returncode == -9
+    assert not (tmp_path / f"{vid}.flv").exists()
+    kept = part.stat().st_size
+    assert MiB <= kept < 24 * MiB
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.resumed
+    assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
+
+
+async def test_file_io_never_runs_on_the_event_loop_thread(emu, client, tmp_path, monkeypatch):
+    loop_thread = threading.current_thread()
+    on_loop: list[str] = []
+    for name in ("pwritev", "pwrite", "pread", "fsync", "replace", "ftruncate"):
+        real = getattr(os, name)
+
+        def spy(*args, _real=real, _name=name):
+            if threading.current_thread() is loop_thread:
+                on_loop.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(files_mod.os, name, spy)
+    aid, (vid,), token = archive(emu, 8 * MiB + 5)
+    (tmp_path / f"{vid}.flv.part").write_bytes(emu.video_bytes(aid, vid, 0, MiB))
+    result = await client.download_video(aid, vid, token, tmp_path)
+    assert result.sha256 == emu.video_digest(aid, vid)
+    assert on_loop == []
