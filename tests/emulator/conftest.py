@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from emulator_helpers import KEY, SECRET, build_token
+from emulator_helpers import KEY, SECRET, MakeToken, build_token
 
 from aioopentok.emulator import Emulator
-
-MakeToken = Callable[..., str]
 
 
 @pytest.fixture

@@ -10,10 +10,12 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 KEY = "12345"
 SECRET = "0123456789abcdef0123456789abcdef01234567"
+MakeToken = Callable[..., str]
 
 
 def build_token(

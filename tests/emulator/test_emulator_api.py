@@ -7,8 +7,7 @@ import re
 
 import aiohttp
 import pytest
-from conftest import MakeToken
-from emulator_helpers import KEY, SECRET
+from emulator_helpers import KEY, SECRET, MakeToken
 
 from aioopentok.emulator import Emulator
 
