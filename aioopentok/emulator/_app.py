@@ -12,6 +12,7 @@ import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
+from http import HTTPStatus
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -46,6 +47,14 @@ def _not_authorized() -> web.Response:
 
 def _not_found(item_id: str, what: str = "Archive") -> web.Response:
     return _xml_reply(_xml.errors_not_found(item_id, what), content_type="text/xml")
+
+
+def _phrase(status: int) -> str:
+    """Reason phrase of a status, tolerating the non-standard ones a test may pick."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _nginx_404() -> web.Response:
@@ -222,7 +231,7 @@ async def _common(request: web.Request, handler: _Handler) -> web.StreamResponse
         faults.fail_503 -= 1
         return web.Response(
             status=faults.fail_status,
-            text="Service Unavailable",
+            text=_phrase(faults.fail_status),
             headers={"Retry-After": f"{faults.retry_after:g}"},
         )
     try:

@@ -103,7 +103,12 @@ def session_created(info: SessionInfo, partner_id: str, *, staging: bool) -> str
 
 
 def session_details(info: SessionInfo) -> str:
-    """Our own shape for ``GET session/<id>`` (never recorded): id, location, properties."""
+    """Our own shape for ``GET session/<id>`` (never recorded; protocol.md is silent).
+
+    ``<Sessions><Session><session_id/><location/><p2p_preference/><create_dt/>``
+    ``<properties><property name=".." value=".."/>...</properties></Session></Sessions>``:
+    the create reply's root and id element, so a parser of that reply finds the id here too.
+    """
     props = "".join(
         f'<property name="{_attr(k)}" value="{_attr(v)}"/>' for k, v in info.properties.items()
     )
