@@ -307,7 +307,7 @@ class _VideoDownload:
         part = PartFile(self.final)
         try:
             if await part.open() and not FLV_SIGNATURE.startswith(part.head):
-                await part.restart()  # someone else's bytes: resuming them can never verify
+                await self._restart(part)  # someone else's bytes: resuming them can never verify
             self.resumed = part.size > 0
             await self._fetch(part)
             size = part.size
@@ -394,18 +394,18 @@ class _VideoDownload:
                 self._learn_total(start)
                 self.resumed = True
                 return  # the .part already held every byte
-            await part.restart()
+            await self._restart(part)
             raise _Retry(f"storage cannot serve bytes from {start} (HTTP 416); starting over")
         if status == 206:
             matches, total = _content_range(resp.headers, start)
             if not matches:
-                await part.restart()
+                await self._restart(part)
                 raise _Retry("storage answered a Range request with another range; starting over")
             self.resumed = True
         elif status == 200:
             if start:
                 logger.info("%s: storage ignored Range; starting over", self.video_id)
-                await part.restart()
+                await self._restart(part)
             length = resp.headers.get("Content-Length")
             total = int(length) if length is not None and length.isdigit() else None
         else:
@@ -414,11 +414,15 @@ class _VideoDownload:
                 f"{self.video_id}: storage refused the download", status=status, body=body
             )
         if total is not None and self.total is not None and total != self.total:
-            await part.restart()
+            await self._restart(part)
             was, self.total = self.total, None
             raise _Retry(f"the file changed size on storage ({was} -> {total} bytes)")
         self._learn_total(total)
         await self._stream(resp, part)
+
+    async def _restart(self, part: PartFile) -> None:
+        await part.restart()
+        self.resumed = False
 
     def _learn_total(self, total: int | None) -> None:
         if total is not None:
