@@ -119,9 +119,6 @@ class VideoDownload:
         self.total: int | None = None  # the size storage announced, once known
         self.resumed = False
 
-    def _result(self, **fields: object) -> DownloadResult:
-        return DownloadResult(self.archive_id, self.video_id, self.final, **fields)  # type: ignore[arg-type]
-
     async def _fresh_url(self) -> None:
         self.url = await self.client.download_archive_url(
             self.archive_id, self.video_id, self._token
@@ -132,7 +129,9 @@ class VideoDownload:
         have = _file_size(self.final)
         if have is not None and have == await self._remote_size():
             logger.info("%s: complete on disk (%d bytes), skipped", self.final, have)
-            return self._result(size=have, skipped=True)
+            return DownloadResult(
+                self.archive_id, self.video_id, self.final, size=have, skipped=True
+            )
         part = PartFile(self.final)
         try:
             if await part.open() and not FLV_SIGNATURE.startswith(part.head):
@@ -143,7 +142,14 @@ class VideoDownload:
             digest = await part.finish(self.total)
         finally:
             part.close()
-        return self._result(size=size, sha256=digest, resumed=self.resumed)
+        return DownloadResult(
+            self.archive_id,
+            self.video_id,
+            self.final,
+            size=size,
+            sha256=digest,
+            resumed=self.resumed,
+        )
 
     async def _remote_size(self) -> int | None:
         """Return the size storage announces for a HEAD, or None if it does not say."""
