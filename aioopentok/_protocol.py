@@ -385,13 +385,15 @@ def parse_archive_url(reply: Reply) -> str:
     root = check_reply(reply)
     try:
         text = reply.body.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        text = ""
-    parts = urlsplit(text) if root is None else None
+        parts = urlsplit(text) if root is None else None
+        # Reading .port raises ValueError for a port that is no number or out of range.
+        host = parts.hostname if parts is not None and (parts.port or 0) >= 0 else None
+    except ValueError:  # undecodable, "Invalid IPv6 URL", a bad port
+        text, parts, host = "", None, None
     if (
         parts is None
         or parts.scheme not in ("http", "https")
-        or not parts.hostname
+        or not host
         or any(ch.isspace() or ord(ch) < 0x20 for ch in text)
     ):
         raise ResponseError(
@@ -426,7 +428,7 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true, but no float
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

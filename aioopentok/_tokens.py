@@ -169,7 +169,10 @@ class TokenSigner:
                     f"connection_data is {len(connection_data)} characters; "
                     f"the limit is {MAX_CONNECTION_DATA}"
                 )
-            data += "&connection_data=" + quote_plus(connection_data)
+            try:
+                data += "&connection_data=" + quote_plus(connection_data)
+            except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+                raise InvalidArgumentError("connection_data must be valid Unicode text") from None
         mac = self._mac.copy()
         mac.update(data.encode())
         raw = f"partner_id={self.api_key}&sig={mac.hexdigest()}:{data}"

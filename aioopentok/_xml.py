@@ -53,7 +53,7 @@ def parse_xml(body: bytes, *, status: int | None = None) -> Element:
         raise ResponseError(
             f"reply XML refused ({type(exc).__name__})", status=status, body=body
         ) from None
-    except (ParseError, ValueError) as exc:
+    except (ParseError, ValueError, LookupError) as exc:  # LookupError: encoding="bogus"
         raise ResponseError(
             f"reply is not well-formed XML: {exc}", status=status, body=body
         ) from None
