@@ -160,11 +160,14 @@ def run(
     sdk_ratio: list[float] = []
     sdk_cpu: list[float] = []
     with reply_server(cpu=1) as (url, pid):
-        for _ in range(reps):
+        for rep in range(reps):
+            if rep % 2:  # alternate who goes first
+                r_wall, r_cpu = asyncio.run(_raw(url, calls, concurrency))
             s0 = _cpu_seconds(pid)
             o_wall, o_cpu = asyncio.run(_ours(url, calls, concurrency))
             server_busy.append((_cpu_seconds(pid) - s0) / o_wall)
-            r_wall, r_cpu = asyncio.run(_raw(url, calls, concurrency))
+            if not rep % 2:
+                r_wall, r_cpu = asyncio.run(_raw(url, calls, concurrency))
             throughput.append(r_wall / o_wall)  # ours' calls/s over the raw loop's
             cpu_ratio.append(o_cpu / r_cpu)
             ours_rate.append(calls / o_wall)
