@@ -64,9 +64,9 @@ _AUTH_HEADERS = (proto.PARTNER_AUTH, proto.TOKEN_AUTH)
 
 
 def _safe_url(url: str) -> str:
-    """Return a URL without its query string (signed URLs carry signatures there)."""
+    """Return a URL without credentials or query string (signed URLs carry signatures there)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _redact_request_info(exc: aiohttp.ClientResponseError) -> None:
@@ -172,7 +172,7 @@ class Client:
         self._session: aiohttp.ClientSession | None = session
         self._owns_session = session is None
         self._signer = TokenSigner(api_key, api_secret)
-        self._partner_auth = f"{self._signer.api_key}:{api_secret}"
+        self._partner_auth = proto.Secret(f"{self._signer.api_key}:{api_secret}")
         parts = urlsplit(api_url) if isinstance(api_url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidArgumentError(f"api_url must be an absolute http(s) URL, not {api_url!r}")
@@ -207,7 +207,8 @@ class Client:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<aioopentok.Client api_key={self.api_key!r} api_url={self.api_url!r} {state}>"
+        url = _safe_url(self.api_url)
+        return f"<aioopentok.Client api_key={self.api_key!r} api_url={url!r} {state}>"
 
     @property
     def api_key(self) -> str:

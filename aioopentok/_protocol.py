@@ -37,6 +37,7 @@ __all__ = [
     "TOKEN_AUTH",
     "Reply",
     "Request",
+    "Secret",
     "check_id",
     "check_reply",
     "check_token",
@@ -64,6 +65,19 @@ RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,254}")
 # Tokens go into a header: visible ASCII only, so no CR/LF can split the request.
 _TOKEN_RE = re.compile(r"[\x21-\x7e]{1,8192}")
+
+
+class Secret(str):
+    """A credential (partner auth, a token) that is itself on the wire but never in a repr.
+
+    Error trackers record local variables by their repr (request headers among them); this keeps
+    the secret out of those reports while aiohttp still writes the real value.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +125,7 @@ def check_token(value: object) -> str:
             "token must be a non-empty string of visible ASCII characters (a 'T1==' token "
             "with the moderator role)"
         )
-    return value
+    return Secret(value)
 
 
 def _check_location(location: object) -> str:

@@ -304,3 +304,11 @@ async def test_client_tokens_are_accepted_by_the_emulator(
         body = await response.text()
     assert "<role>subscriber</role>" in body and "<subscribe" in body and "invalid" not in body
     assert decode_token(token).connection_data == "x=1"
+
+
+def test_credentials_are_redacted_from_reprs_of_headers_and_urls() -> None:
+    client = Client(12345, "s3cr3t-0123", api_url="https://user:pw@proxy.example/hl")
+    assert "pw" not in repr(client) and "s3cr3t" not in repr(client)
+    request = aioopentok._protocol.manifest_request("a1", "T1==abc")
+    assert "T1==abc" not in repr(request) and request.headers["X-TB-TOKEN-AUTH"] == "T1==abc"
+    assert "s3cr3t" not in repr({"X-TB-PARTNER-AUTH": client._partner_auth})
