@@ -1,7 +1,7 @@
-"""The Client: the one place that awaits HTTP, and the one place aiohttp's errors become ours.
+"""The Client: the one place that awaits HTTP (``_transport`` maps aiohttp's errors to ours).
 
 Strategy: every public coroutine is "build a Request (``_protocol``), ``_send`` it, parse the
-Reply (``_protocol``)". ``_send`` owns everything transport: the shared connection pool, timeouts,
+Reply (``_protocol``)". ``_send`` owns the request path: the shared connection pool, timeouts,
 retries of idempotent calls, the bounded read of replies, clock-skew learning and the debug log.
 Downloads (``_download``) reach storage through ``_open_storage``, which lends them the same pool.
 """
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _protocol as proto
 from ._errors import (
@@ -31,11 +30,11 @@ from ._errors import (
     NotFoundError,
     RequestError,
     RequestTimeoutError,
-    ResponseError,
 )
 from ._models import Archive, P2PPreference, Role, Session, StitchResult
 from ._retry import NO_RETRY, RetryPolicy
 from ._tokens import TokenSigner
+from ._transport import StorageResponse, read_capped, safe_url, translate
 from ._version import __version__
 from ._xml import MAX_XML_BYTES
 
@@ -60,68 +59,6 @@ SKEW_WARNING_SECONDS = 60.0
 _SKEW_RESOLUTION = 2.0  # a Date header has one-second resolution: smaller offsets are noise
 
 logger = logging.getLogger("aioopentok")
-_AUTH_HEADERS = (proto.PARTNER_AUTH, proto.TOKEN_AUTH)
-
-
-def _safe_url(url: str) -> str:
-    """Return a URL without credentials or query string (signed URLs carry signatures there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-
-def _redact_request_info(exc: aiohttp.ClientResponseError) -> None:
-    """Blank our auth headers (the partner secret, tokens) kept in ``exc.request_info``."""
-    info = exc.request_info
-    if not any(name in info.headers for name in _AUTH_HEADERS):
-        return
-    headers = CIMultiDict(info.headers)
-    for name in _AUTH_HEADERS:
-        if name in headers:
-            headers[name] = "<redacted>"
-    exc.request_info = aiohttp.RequestInfo(
-        info.url, info.method, CIMultiDictProxy(headers), info.real_url
-    )
-    exc.args = (exc.request_info, *exc.args[1:])
-
-
-def translate(exc: BaseException, where: str) -> RequestError | ResponseError:
-    """Return our exception for an aiohttp/asyncio transport exception (``raise ... from exc``)."""
-    if isinstance(exc, aiohttp.ClientResponseError):
-        _redact_request_info(exc)  # it becomes our error's __cause__: no secret may ride along
-    if isinstance(exc, TimeoutError):  # asyncio.TimeoutError and aiohttp's timeout errors
-        return RequestTimeoutError(f"{where}: timed out")
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return ResponseError(f"{where}: malformed HTTP reply ({exc.message})", status=exc.status)
-    return RequestError(f"{where}: {type(exc).__name__}: {exc}")
-
-
-class StorageResponse:
-    """A storage reply lent to ``_download``: status, headers, and a body read in chunks."""
-
-    def __init__(self, response: aiohttp.ClientResponse, where: str) -> None:
-        self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
-        self._response = response
-        self._where = where
-
-    async def iter_chunks(self, size: int) -> AsyncIterator[bytes]:
-        """Yield the body in chunks of at most ``size`` bytes; transport errors become ours."""
-        content = self._response.content
-        while True:
-            try:
-                chunk = await content.read(size)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise translate(exc, self._where) from exc
-            if not chunk:
-                return
-            yield chunk
-
-    async def read_capped(self, cap: int = 64 * 1024) -> bytes:
-        """Read at most ``cap`` bytes of the body (for error replies)."""
-        try:
-            return await self._response.content.read(cap)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate(exc, self._where) from exc
 
 
 class Client:
@@ -207,7 +144,7 @@ class Client:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        url = _safe_url(self.api_url)
+        url = safe_url(self.api_url)
         return f"<aioopentok.Client api_key={self.api_key!r} api_url={url!r} {state}>"
 
     @property
@@ -327,7 +264,7 @@ class Client:
         self, request: proto.Request, timeout: aiohttp.ClientTimeout
     ) -> proto.Reply:
         url = self.api_url + request.path
-        where = f"{request.method} {_safe_url(url)}"
+        where = f"{request.method} {safe_url(url)}"
         headers = dict(request.headers)
         headers["User-Agent"] = self.user_agent
         started = time.perf_counter()
@@ -344,7 +281,7 @@ class Client:
                 allow_redirects=False,  # our auth headers must never follow a redirect
             ) as response:
                 status = response.status
-                body = await _read_capped(response, MAX_XML_BYTES, where)
+                body = await read_capped(response, MAX_XML_BYTES, where)
                 self._learn_clock(response.headers.get("Date"))
                 return proto.Reply(response.status, response.headers, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -369,7 +306,7 @@ class Client:
         method: str = "GET",
     ) -> AsyncIterator[StorageResponse]:
         """Open a signed storage URL: no OpenTok auth header ever goes there (protocol.md)."""
-        where = f"{method} {_safe_url(url)}"
+        where = f"{method} {safe_url(url)}"
         headers = {"User-Agent": self.user_agent}
         if start:
             headers["Range"] = f"bytes={start}-"
@@ -534,22 +471,3 @@ class Client:
             chunk_size=chunk_size,
             timeout=timeout,
         )
-
-
-async def _read_capped(response: aiohttp.ClientResponse, cap: int, where: str) -> bytes:
-    """Read a whole reply body, refusing (promptly, in bounded memory) more than ``cap`` bytes."""
-    if response.content_length is not None and response.content_length > cap:
-        raise ResponseError(
-            f"{where}: reply of {response.content_length} bytes is over the {cap}-byte cap",
-            status=response.status,
-        )
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(64 * 1024):
-        size += len(chunk)
-        if size > cap:
-            raise ResponseError(
-                f"{where}: reply is over the {cap}-byte cap", status=response.status
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
