@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sys
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from . import _protocol as proto
+from ._clock import ClockSkew
 from ._errors import (
     InvalidArgumentError,
     NotFoundError,
@@ -34,8 +33,15 @@ from ._errors import (
 from ._models import Archive, P2PPreference, Role, Session, StitchResult
 from ._retry import NO_RETRY, RetryPolicy
 from ._tokens import TokenSigner
-from ._transport import StorageResponse, read_capped, safe_url, translate
-from ._version import __version__
+from ._transport import (
+    StorageResponse,
+    base_url,
+    open_storage,
+    read_capped,
+    safe_url,
+    translate,
+    user_agent_header,
+)
 from ._xml import MAX_XML_BYTES
 
 if TYPE_CHECKING:
@@ -55,8 +61,6 @@ STAGING_URL = "https://staging.tokbox.com/hl"
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)  # as the original Python SDK
 # Downloads of gigabytes have no total cap, only a connect and a per-read limit.
 DEFAULT_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
-SKEW_WARNING_SECONDS = 60.0
-_SKEW_RESOLUTION = 2.0  # a Date header has one-second resolution: smaller offsets are noise
 
 logger = logging.getLogger("aioopentok")
 
@@ -110,10 +114,7 @@ class Client:
         self._owns_session = session is None
         self._signer = TokenSigner(api_key, api_secret)
         self._partner_auth = proto.Secret(f"{self._signer.api_key}:{api_secret}")
-        parts = urlsplit(api_url) if isinstance(api_url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidArgumentError(f"api_url must be an absolute http(s) URL, not {api_url!r}")
-        self.api_url = api_url.rstrip("/") + "/"
+        self.api_url = base_url(api_url)
         self.timeout = timeout or DEFAULT_TIMEOUT
         self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
         if retry is None or isinstance(retry, int):
@@ -126,19 +127,10 @@ class Client:
         self._proxy = proxy
         self._proxy_headers = dict(proxy_headers) if proxy_headers else None
         self._trust_env = trust_env
-        agent = (
-            f"aioopentok/{__version__} aiohttp/{aiohttp.__version__} "
-            f"Python/{sys.version_info[0]}.{sys.version_info[1]}"
-        )
-        if user_agent:
-            if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in user_agent):
-                raise InvalidArgumentError("user_agent must not contain control characters")
-            agent = f"{agent} {user_agent}"
-        self.user_agent = agent
+        self.user_agent = user_agent_header(user_agent)
         self._sleep = sleep
         self._jitter = random.random
-        self._clock_offset = 0.0
-        self._skew_warned = False
+        self._clock = ClockSkew()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -198,25 +190,13 @@ class Client:
                 source=self,
             )
 
-    # --- clock ------------------------------------------------------------------------------
-
     @property
     def clock_offset(self) -> float:
         """Server clock minus local clock in seconds, learned from replies' ``Date`` headers."""
-        return self._clock_offset
+        return self._clock.offset
 
     def _learn_clock(self, date_header: str | None) -> None:
-        offset = proto.clock_offset(date_header, time.time())
-        if offset is None:
-            return
-        self._clock_offset = offset if abs(offset) >= _SKEW_RESOLUTION else 0.0
-        if abs(offset) >= SKEW_WARNING_SECONDS and not self._skew_warned:
-            self._skew_warned = True
-            logger.warning(
-                "local clock is %+.0f s off the OpenTok service's; tokens are corrected "
-                "by the measured offset, but fix the clock (NTP)",
-                -offset,
-            )
+        self._clock.observe(date_header, time.time())
 
     # --- transport --------------------------------------------------------------------------
 
@@ -264,9 +244,7 @@ class Client:
         self, request: proto.Request, timeout: aiohttp.ClientTimeout
     ) -> proto.Reply:
         url = self.api_url + request.path
-        where = f"{request.method} {safe_url(url)}"
-        headers = dict(request.headers)
-        headers["User-Agent"] = self.user_agent
+        headers = {**request.headers, "User-Agent": self.user_agent}
         started = time.perf_counter()
         status: int | str = "error"
         try:
@@ -281,49 +259,39 @@ class Client:
                 allow_redirects=False,  # our auth headers must never follow a redirect
             ) as response:
                 status = response.status
-                body = await read_capped(response, MAX_XML_BYTES, where)
-                self._learn_clock(response.headers.get("Date"))
-                return proto.Reply(response.status, response.headers, body)
+                body = await read_capped(
+                    response, MAX_XML_BYTES, f"{request.method} {request.path}"
+                )
+                self._clock.observe(response.headers.get("Date"), time.time())
+                return proto.Reply(status, response.headers, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate(exc, where) from exc
+            raise translate(exc, f"{request.method} {safe_url(url)}") from exc
         finally:
             if logger.isEnabledFor(logging.DEBUG):
+                elapsed = (time.perf_counter() - started) * 1000
                 logger.debug(
-                    "%s %s -> %s in %.1f ms",
-                    request.method,
-                    request.path,
-                    status,
-                    (time.perf_counter() - started) * 1000,
+                    "%s %s -> %s in %.1f ms", request.method, request.path, status, elapsed
                 )
 
-    @asynccontextmanager
-    async def _open_storage(
+    def _open_storage(
         self,
         url: str,
         *,
         start: int = 0,
         timeout: aiohttp.ClientTimeout | None = None,
         method: str = "GET",
-    ) -> AsyncIterator[StorageResponse]:
-        """Open a signed storage URL: no OpenTok auth header ever goes there (protocol.md)."""
-        where = f"{method} {safe_url(url)}"
-        headers = {"User-Agent": self.user_agent}
-        if start:
-            headers["Range"] = f"bytes={start}-"
-        try:
-            async with self.http_session.request(
-                method,
-                url,
-                headers=headers,
-                timeout=timeout or self.download_timeout,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
-                auto_decompress=False,  # FLV bytes as stored; Range offsets count stored bytes
-            ) as response:
-                logger.debug("%s -> %s", where, response.status)
-                yield StorageResponse(response, where)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate(exc, where) from exc
+    ) -> AbstractAsyncContextManager[StorageResponse]:
+        """Open a signed storage URL through the shared pool, without OpenTok auth."""
+        return open_storage(
+            self.http_session,
+            method,
+            url,
+            start=start,
+            timeout=timeout or self.download_timeout,
+            user_agent=self.user_agent,
+            proxy=self._proxy,
+            proxy_headers=self._proxy_headers,
+        )
 
     # --- the API ----------------------------------------------------------------------------
 
@@ -365,7 +333,7 @@ class Client:
         The creation time is the local clock corrected by ``clock_offset``.
         """
         return self._signer.generate(
-            session_id, role, expire_time, connection_data, clock_offset=self._clock_offset
+            session_id, role, expire_time, connection_data, clock_offset=self._clock.offset
         )
 
     async def get_archive_manifest(

@@ -120,11 +120,12 @@ def _required_root(reply: Reply, what: str) -> Element:
     return root
 
 
-def _text(root: Element, name: str) -> str | None:
-    element = next(iter_named(root, name), None)
-    if element is None:
-        return None
-    return (element.text or "").strip()
+def _texts(root: Element) -> dict[str, str]:
+    """Return the stripped text of the first element of each local name, in one walk."""
+    texts: dict[str, str] = {}
+    for element in root.iter():
+        texts.setdefault(local_name(element), (element.text or "").strip())
+    return texts
 
 
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -175,18 +176,18 @@ def parse_create_dt(text: str) -> datetime | str:
 
 def parse_session(reply: Reply) -> Session:
     """Parse a ``session/create`` reply: ``session_id`` wherever it is, any root name or case."""
-    root = _required_root(reply, "session/create")
-    session_id = _text(root, "session_id")
+    texts = _texts(_required_root(reply, "session/create"))
+    session_id = texts.get("session_id")
     if not session_id:
         raise ResponseError(
             "session/create reply has no session_id", status=reply.status, body=reply.body
         )
-    create_dt = _text(root, "create_dt")
+    create_dt = texts.get("create_dt")
     return Session(
         session_id=session_id,
-        partner_id=_text(root, "partner_id") or None,
+        partner_id=texts.get("partner_id") or None,
         create_dt=parse_create_dt(create_dt) if create_dt else None,
-        session_status=_text(root, "session_status"),
+        session_status=texts.get("session_status"),
     )
 
 

@@ -8,18 +8,52 @@ as a ``StorageResponse`` whose reads translate errors too.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _protocol as proto
-from ._errors import RequestError, RequestTimeoutError, ResponseError
+from ._errors import InvalidArgumentError, RequestError, RequestTimeoutError, ResponseError
+from ._version import __version__
 
-__all__ = ["StorageResponse", "read_capped", "safe_url", "translate"]
+__all__ = [
+    "StorageResponse",
+    "base_url",
+    "open_storage",
+    "read_capped",
+    "safe_url",
+    "translate",
+    "user_agent_header",
+]
 
+logger = logging.getLogger("aioopentok")
 _AUTH_HEADERS = (proto.PARTNER_AUTH, proto.TOKEN_AUTH)
+
+
+def base_url(api_url: object) -> str:
+    """Return the API base URL ending in ``/``, so request paths are appended to it."""
+    parts = urlsplit(api_url) if isinstance(api_url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidArgumentError(f"api_url must be an absolute http(s) URL, not {api_url!r}")
+    return str(api_url).rstrip("/") + "/"
+
+
+def user_agent_header(suffix: str | None) -> str:
+    """Return our ``User-Agent``, with the caller's suffix (e.g. ``myapp/2.1``) appended."""
+    agent = (
+        f"aioopentok/{__version__} aiohttp/{aiohttp.__version__} "
+        f"Python/{sys.version_info[0]}.{sys.version_info[1]}"
+    )
+    if not suffix:
+        return agent
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in suffix):
+        raise InvalidArgumentError("user_agent must not contain control characters")
+    return f"{agent} {suffix}"
 
 
 def safe_url(url: str) -> str:
@@ -85,11 +119,15 @@ class StorageResponse:
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int, where: str) -> bytes:
     """Read a whole reply body, refusing (promptly, in bounded memory) more than ``cap`` bytes."""
-    if response.content_length is not None and response.content_length > cap:
-        raise ResponseError(
-            f"{where}: reply of {response.content_length} bytes is over the {cap}-byte cap",
-            status=response.status,
-        )
+    length = response.content_length
+    if length is not None:
+        if length > cap:
+            raise ResponseError(
+                f"{where}: reply of {length} bytes is over the {cap}-byte cap",
+                status=response.status,
+            )
+        if "Content-Encoding" not in response.headers:  # framed and uncompressed: bounded
+            return await response.read()
     chunks: list[bytes] = []
     size = 0
     while chunk := await response.content.read(64 * 1024):
@@ -100,3 +138,40 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, where: str) ->
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@asynccontextmanager
+async def open_storage(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    start: int,
+    timeout: aiohttp.ClientTimeout,
+    user_agent: str,
+    proxy: str | None,
+    proxy_headers: Mapping[str, str] | None,
+) -> AsyncIterator[StorageResponse]:
+    """Open a signed storage URL from byte ``start``.
+
+    Only ``User-Agent`` and ``Range`` go there: never an OpenTok auth header, since the token
+    must not travel to the storage host (protocol.md, Archives).
+    """
+    where = f"{method} {safe_url(url)}"
+    headers = {"User-Agent": user_agent}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    try:
+        async with http.request(
+            method,
+            url,
+            headers=headers,
+            timeout=timeout,
+            proxy=proxy,
+            proxy_headers=proxy_headers,
+            auto_decompress=False,  # FLV bytes as stored; Range offsets count stored bytes
+        ) as response:
+            logger.debug("%s -> %s", where, response.status)
+            yield StorageResponse(response, where)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise translate(exc, where) from exc

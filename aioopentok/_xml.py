@@ -61,8 +61,10 @@ def parse_xml(body: bytes, *, status: int | None = None) -> Element:
 
 def local_name(element: Element) -> str:
     """Return the tag without namespace, lowercased."""
-    tag = element.tag if isinstance(element.tag, str) else ""
-    return tag.rsplit("}", 1)[-1].lower()
+    tag = element.tag
+    if not isinstance(tag, str):  # comments and processing instructions
+        return ""
+    return (tag.rpartition("}")[2] if "}" in tag else tag).lower()
 
 
 def iter_named(root: Element, name: str) -> Iterator[Element]:
