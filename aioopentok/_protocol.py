@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from ._errors import InvalidArgumentError
 from ._models import P2PPreference
@@ -148,6 +148,13 @@ def create_session_request(
     api_key: str,
 ) -> Request:
     """Build ``POST session/create`` (form fields location, p2p.preference, api_key, extras)."""
+    headers = {PARTNER_AUTH: partner_auth, "Content-Type": FORM}
+    if not properties:  # the common case, without urlencode: every value is form-safe
+        body = f"location={quote(_check_location(location), safe='')}"
+        if p2p_preference is not None:
+            body += f"&p2p.preference={_p2p_value(p2p_preference)}"
+        body += f"&api_key={api_key}"  # as in the seed's REST example (api_key is alphanumeric)
+        return Request("POST", "session/create", headers, body.encode(), idempotent=False)
     fields: dict[str, str] = {"location": _check_location(location)}
     for key, value in (properties or {}).items():
         if not isinstance(key, str) or not isinstance(value, str) or not key:
@@ -160,13 +167,8 @@ def create_session_request(
         if fields.setdefault("p2p.preference", value) != value:
             raise InvalidArgumentError("p2p_preference and properties['p2p.preference'] disagree")
     fields.setdefault("api_key", api_key)  # as in the seed's REST example
-    return Request(
-        "POST",
-        "session/create",
-        {PARTNER_AUTH: partner_auth, "Content-Type": FORM},
-        urlencode(fields).encode(),
-        idempotent=False,  # a retried create can make two sessions
-    )
+    # Not idempotent: a retried create can make two sessions.
+    return Request("POST", "session/create", headers, urlencode(fields).encode(), idempotent=False)
 
 
 def manifest_request(archive_id: str, token: str) -> Request:

@@ -25,7 +25,14 @@ from ._errors import (
     ServerError,
 )
 from ._models import Archive, Session, StitchResult, TimelineEvent, VideoResource
-from ._xml import error_fields, iter_named, local_name, looks_like_xml, parse_xml
+from ._xml import (
+    error_fields,
+    first_by_name,
+    iter_named,
+    local_name,
+    looks_like_xml,
+    parse_xml,
+)
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -89,14 +96,11 @@ def _error_for(
     return exc
 
 
-def check_reply(reply: Reply) -> Element | None:
-    """Raise the mapped error for an error reply; return the parsed XML root, if any.
-
-    ``<Errors>`` wins over the status (protocol.md, Errors). A non-XML body at an error status
-    (staging's empty 403, nginx's HTML 404, a proxy's 502 page) is judged by its status.
-    """
+def _checked(reply: Reply) -> tuple[Element | None, dict[str, Element]]:
+    """``check_reply``, also returning ``first_by_name`` of the document (one walk for both)."""
     status, body = reply.status, reply.body
     root = None
+    index: dict[str, Element] = {}
     if looks_like_xml(body):
         try:
             root = parse_xml(body, status=status)
@@ -104,28 +108,35 @@ def check_reply(reply: Reply) -> Element | None:
             if 200 <= status < 300:
                 raise
         if root is not None:
-            fields = error_fields(root)
+            index = first_by_name(root)
+            fields = error_fields(root, index)
             if fields is not None:
                 raise _error_for(status, fields[0], fields[1], body, None)
     if not 200 <= status < 300:
         retry_after = retry_after_seconds(reply.headers.get("Retry-After"))
         raise _error_for(status, None, None, body, retry_after)
-    return root
+    return root, index
 
 
-def _required_root(reply: Reply, what: str) -> Element:
-    root = check_reply(reply)
+def check_reply(reply: Reply) -> Element | None:
+    """Raise the mapped error for an error reply; return the parsed XML root, if any.
+
+    ``<Errors>`` wins over the status (protocol.md, Errors). A non-XML body at an error status
+    (staging's empty 403, nginx's HTML 404, a proxy's 502 page) is judged by its status.
+    """
+    return _checked(reply)[0]
+
+
+def _required_root(reply: Reply, what: str) -> tuple[Element, dict[str, Element]]:
+    root, index = _checked(reply)
     if root is None:
         raise ResponseError(f"{what} reply is not XML", status=reply.status, body=reply.body)
-    return root
+    return root, index
 
 
-def _texts(root: Element) -> dict[str, str]:
-    """Return the stripped text of the first element of each local name, in one walk."""
-    texts: dict[str, str] = {}
-    for element in root.iter():
-        texts.setdefault(local_name(element), (element.text or "").strip())
-    return texts
+def _text(index: dict[str, Element], name: str) -> str | None:
+    element = index.get(name)
+    return None if element is None else (element.text or "").strip()
 
 
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -176,18 +187,18 @@ def parse_create_dt(text: str) -> datetime | str:
 
 def parse_session(reply: Reply) -> Session:
     """Parse a ``session/create`` reply: ``session_id`` wherever it is, any root name or case."""
-    texts = _texts(_required_root(reply, "session/create"))
-    session_id = texts.get("session_id")
+    _, index = _required_root(reply, "session/create")
+    session_id = _text(index, "session_id")
     if not session_id:
         raise ResponseError(
             "session/create reply has no session_id", status=reply.status, body=reply.body
         )
-    create_dt = texts.get("create_dt")
+    create_dt = _text(index, "create_dt")
     return Session(
         session_id=session_id,
-        partner_id=texts.get("partner_id") or None,
+        partner_id=_text(index, "partner_id") or None,
         create_dt=parse_create_dt(create_dt) if create_dt else None,
-        session_status=texts.get("session_status"),
+        session_status=_text(index, "session_status"),
     )
 
 
@@ -204,7 +215,7 @@ def _int_attr(element: Element, name: str, reply: Reply) -> int:
 
 def parse_manifest(reply: Reply) -> Archive:
     """Parse ``archive/getmanifest``: videos from ``<resources>``, events from ``<timeline>``."""
-    root = _required_root(reply, "manifest")
+    root, _ = _required_root(reply, "manifest")
     archive_id = root.get("archiveid")
     if local_name(root) != "manifest" or not archive_id:
         raise ResponseError(

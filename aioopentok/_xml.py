@@ -16,7 +16,14 @@ from defusedxml.ElementTree import fromstring
 
 from ._errors import ResponseError
 
-__all__ = ["MAX_XML_BYTES", "error_fields", "iter_named", "local_name", "parse_xml"]
+__all__ = [
+    "MAX_XML_BYTES",
+    "error_fields",
+    "first_by_name",
+    "iter_named",
+    "local_name",
+    "parse_xml",
+]
 
 MAX_XML_BYTES = 1024 * 1024  # API replies are a few hundred bytes; a megabyte is not a reply
 _BOM = b"\xef\xbb\xbf"
@@ -74,13 +81,24 @@ def iter_named(root: Element, name: str) -> Iterator[Element]:
             yield element
 
 
-def error_fields(root: Element) -> tuple[str | None, str | None] | None:
+def first_by_name(root: Element) -> dict[str, Element]:
+    """Map each local name to its first element (document order, root included), in one walk."""
+    index: dict[str, Element] = {}
+    for element in root.iter():
+        index.setdefault(local_name(element), element)
+    return index
+
+
+def error_fields(
+    root: Element, index: dict[str, Element] | None = None
+) -> tuple[str | None, str | None] | None:
     """Return (code, message) if the document is an ``<Errors>``/``<error>`` reply, else None.
 
     The message is the ``message`` attribute of the first element child of ``<error>``
-    (protocol.md, Errors); a bare ``<error code="100"></error>`` has none.
+    (protocol.md, Errors); a bare ``<error code="100"></error>`` has none. ``index`` is
+    ``first_by_name(root)``, if the caller has it already.
     """
-    error = next(iter_named(root, "error"), None)
+    error = (first_by_name(root) if index is None else index).get("error")
     if error is None:
         if local_name(root) == "errors":
             return None, None

@@ -357,3 +357,21 @@ def test_clock_offset_from_date_header() -> None:
     assert proto.clock_offset("Mon, 01 Jan 2024 12:05:00 GMT", local) == 300.0
     assert proto.clock_offset("garbage", local) is None
     assert proto.clock_offset(None, local) is None
+
+
+@pytest.mark.parametrize("location", [None, "", "192.0.43.10", "2001:db8::1", "fe80::1%eth0"])
+@pytest.mark.parametrize("p2p", [None, "enabled", False])
+def test_session_form_fast_path_matches_urlencode(location: str | None, p2p: object) -> None:
+    fast = proto.create_session_request("k:s", location, p2p, api_key="12345")  # type: ignore[arg-type]
+    # A property forces the general path; compare everything but that field.
+    slow = proto.create_session_request(
+        "k:s",
+        location,
+        p2p,
+        {"x": "1"},
+        api_key="12345",  # type: ignore[arg-type]
+    )
+    slow_fields = parse_qs(slow.body.decode(), keep_blank_values=True)
+    del slow_fields["x"]
+    assert parse_qs(fast.body.decode(), keep_blank_values=True) == slow_fields
+    assert fast.headers == slow.headers
