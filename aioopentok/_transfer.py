@@ -270,7 +270,7 @@ class VideoDownload:
         pieces: list[bytes] = []
         buffered = 0
         try:
-            async for piece in resp.iter_chunks(self.chunk_size):
+            async for piece in resp.iter_chunks():
                 pieces.append(piece)
                 buffered += len(piece)
                 if buffered >= self.chunk_size or len(pieces) >= _MAX_PIECES:
