@@ -392,6 +392,7 @@ class Client:
         chunk_size: int = 1024 * 1024,  # _download.DEFAULT_CHUNK_SIZE
         progress: ProgressCallback | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        checksum: bool = True,
     ) -> DownloadResult:
         """Stream one video to a file (or ``<video_id>.flv`` in a directory); raise on failure.
 
@@ -409,6 +410,7 @@ class Client:
             chunk_size=chunk_size,
             progress=progress,
             timeout=timeout,
+            checksum=checksum,
         )
 
     async def download_archive(
@@ -421,6 +423,7 @@ class Client:
         progress: ProgressCallback | None = None,
         chunk_size: int = 1024 * 1024,  # _download.DEFAULT_CHUNK_SIZE
         timeout: aiohttp.ClientTimeout | None = None,
+        checksum: bool = True,
     ) -> list[DownloadResult]:
         """Download every video of an archive, ``concurrency`` at once; one result per video.
 
@@ -438,4 +441,5 @@ class Client:
             progress=progress,
             chunk_size=chunk_size,
             timeout=timeout,
+            checksum=checksum,
         )

@@ -67,12 +67,13 @@ def disk_error(exc: OSError, path: Path, doing: str) -> DiskError:
 class PartFile:
     """The ``.part`` file of one download, with its running SHA-256 and its writer thread."""
 
-    def __init__(self, final: Path) -> None:
+    def __init__(self, final: Path, *, checksum: bool = True) -> None:
         self.final = final
         self.part = part_path(final)
         self.size = 0  # bytes on disk in .part; only the writer thread changes it
         self.head = b""  # the first bytes, for the FLV signature check
-        self._hash = hashlib.sha256()
+        self._checksum = checksum
+        self._hash = hashlib.sha256() if checksum else None
         self._fd = -1
         self._pending: asyncio.Future[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aioopentok-download")
@@ -103,9 +104,11 @@ class PartFile:
     async def open(self) -> int:
         """Open (or create) ``.part``; re-hash what an earlier call left there. Return its size."""
         size = await self._run("open", self._open)
+        # With a digest, re-hash what is there; without one, only the FLV signature is read.
+        todo = size if self._hash is not None else min(size, len(FLV_SIGNATURE))
         done = 0
-        while done < size:  # one chunk per job: cancellable, and the loop stays free
-            done += await self._run("read", self._rehash, done, min(_REHASH_CHUNK, size - done))
+        while done < todo:  # one chunk per job: cancellable, and the loop stays free
+            done += await self._run("read", self._rehash, done, min(_REHASH_CHUNK, todo - done))
         self.size = size
         return size
 
@@ -118,7 +121,8 @@ class PartFile:
         data = os.pread(self._fd, length, offset)
         if not data:
             raise DownloadError(f"{self.part} shrank while being resumed")
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         if offset < len(FLV_SIGNATURE):
             self.head = (self.head + data)[: len(FLV_SIGNATURE)]
         return len(data)
@@ -132,7 +136,7 @@ class PartFile:
         os.ftruncate(self._fd, 0)
         self.size = 0
         self.head = b""
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if self._checksum else None
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -155,8 +159,9 @@ class PartFile:
                 raise disk_error(exc, self.part, "write") from exc
 
     def _write(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            self._hash.update(piece)
+        if self._hash is not None:
+            for piece in pieces:
+                self._hash.update(piece)
         if len(self.head) < len(FLV_SIGNATURE):
             self.head = (self.head + b"".join(p[:3] for p in pieces))[: len(FLV_SIGNATURE)]
         before = offset = self.size
@@ -176,8 +181,10 @@ class PartFile:
 
     # --- finishing ----------------------------------------------------------------------------
 
-    async def finish(self, expected_size: int | None) -> str:
+    async def finish(self, expected_size: int | None) -> str | None:
         """Verify, fsync, and rename ``.part`` to the final name atomically; return the SHA-256.
+
+        The digest is None when the file was opened with ``checksum=False``.
 
         Raises:
             DownloadError: the size differs from ``expected_size`` or the file is not FLV; the
@@ -186,7 +193,7 @@ class PartFile:
         await self.drain()
         return await self._run("finish", self._finish, expected_size)
 
-    def _finish(self, expected_size: int | None) -> str:
+    def _finish(self, expected_size: int | None) -> str | None:
         problem = None
         if expected_size is not None and self.size != expected_size:
             problem = f"size {self.size} differs from the {expected_size} bytes announced"
@@ -199,7 +206,7 @@ class PartFile:
         self._close_fd()
         os.replace(self.part, self.final)
         _fsync_dir(self.final.parent)  # and the rename itself survives a power cut
-        return self._hash.hexdigest()
+        return None if self._hash is None else self._hash.hexdigest()
 
     async def discard(self) -> None:
         """Delete ``.part`` (its bytes are known to be wrong)."""

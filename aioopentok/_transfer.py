@@ -56,7 +56,7 @@ class DownloadResult:
         size: bytes in the final file (0 on error).
         sha256: hex digest of the file, computed while streaming (also over a resumed
             ``.part``). None when the file was skipped (re-reading gigabytes only to hash them
-            is not cheap) or on error.
+            is not cheap), with ``checksum=False``, or on error.
         resumed: the download continued from bytes already on disk (a ``.part`` left by an
             earlier call, or an earlier attempt of this call) instead of all from byte 0.
         skipped: the final file was already there with the size storage announces.
@@ -106,8 +106,11 @@ class VideoDownload:
         chunk_size: int,
         progress: ProgressCallback | None,
         timeout: aiohttp.ClientTimeout | None,
+        *,
+        checksum: bool = True,
     ) -> None:
         self.client = client
+        self.checksum = checksum
         self.archive_id = archive_id
         self.video_id = video_id
         self._token = token
@@ -132,7 +135,7 @@ class VideoDownload:
             return DownloadResult(
                 self.archive_id, self.video_id, self.final, size=have, skipped=True
             )
-        part = PartFile(self.final)
+        part = PartFile(self.final, checksum=self.checksum)
         try:
             if await part.open() and not FLV_SIGNATURE.startswith(part.head):
                 await self._restart(part)  # someone else's bytes: resuming them can never verify

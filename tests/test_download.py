@@ -415,3 +415,47 @@ async def test_file_io_never_runs_on_the_event_loop_thread(emu, client, tmp_path
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.sha256 == emu.video_digest(aid, vid)
     assert on_loop == []
+
+
+# --- without the digest -----------------------------------------------------------------------
+
+
+async def test_checksum_off_skips_the_digest_but_still_verifies(
+    emu: Emulator, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive_id, (video_id,), token = archive(emu, 3 * MiB)
+    hashed: list[int] = []
+    real_sha256 = files_mod.hashlib.sha256
+
+    def counting_sha256(*args: object) -> object:
+        if sys._getframe(1).f_globals["__name__"] == "aioopentok._files":  # not the emulator's
+            hashed.append(1)
+        return real_sha256(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(files_mod.hashlib, "sha256", counting_sha256)
+    result = await client.download_video(archive_id, video_id, token, tmp_path, checksum=False)
+    assert result.sha256 is None and hashed == []
+    assert result.size == 3 * MiB
+    assert sha256(result.path) == emu.video_digest(archive_id, video_id)
+
+
+async def test_checksum_off_resumes_a_part_without_rereading_it(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    archive_id, (video_id,), token = archive(emu, 2 * MiB)
+    part = tmp_path / f"{video_id}.flv.part"
+    part.write_bytes(emu.video_bytes(archive_id, video_id, 0, MiB))
+    result = await client.download_video(archive_id, video_id, token, tmp_path, checksum=False)
+    assert result.resumed and result.sha256 is None
+    assert sha256(result.path) == emu.video_digest(archive_id, video_id)
+    assert storage_requests(emu)[-1].headers["Range"] == f"bytes={MiB}-"
+
+
+async def test_checksum_off_still_refuses_a_part_that_is_not_flv(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    archive_id, (video_id,), token = archive(emu, MiB)
+    (tmp_path / f"{video_id}.flv.part").write_bytes(b"GIF89a" + bytes(1000))
+    result = await client.download_video(archive_id, video_id, token, tmp_path, checksum=False)
+    assert result.resumed is False
+    assert sha256(result.path) == emu.video_digest(archive_id, video_id)
