@@ -211,7 +211,12 @@ async def cmd_download(args: argparse.Namespace) -> int:
                 if dest.is_dir():
                     dest = dest / f"{args.video_id}.flv"
                 result = await client.download_video(
-                    args.archive_id, args.video_id, token, dest, progress=progress
+                    args.archive_id,
+                    args.video_id,
+                    token,
+                    dest,
+                    progress=progress,
+                    checksum=args.checksum,
                 )
                 results = [result]
             else:
@@ -222,6 +227,7 @@ async def cmd_download(args: argparse.Namespace) -> int:
                         args.dest,
                         concurrency=args.concurrency,
                         progress=progress,
+                        checksum=args.checksum,
                     )
                 )
     finally:

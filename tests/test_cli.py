@@ -315,6 +315,17 @@ async def test_download_one_video_to_a_file_prints_a_summary(emu, capsys, tmp_pa
     assert target.stat().st_size == emu.video_size(archive_id, video_id)
 
 
+async def test_download_without_checksum_prints_no_digest(emu, capsys, tmp_path):
+    _, archive_id, token = seeded_archive(emu)
+    video_id = emu.archives[archive_id].videos[0].id
+    target = tmp_path / "clip.flv"
+    argv = ["download", archive_id, video_id, "--token", token, "--dest", str(target)]
+    assert await run_cli(*argv, "--no-checksum", "--json") == 0
+    (entry,) = json.loads(capsys.readouterr().out)["files"]
+    assert entry["sha256"] is None
+    assert target.read_bytes() == emu.video_bytes(archive_id, video_id)
+
+
 async def test_a_failed_download_exits_with_its_code_in_one_line(emu, capsys, tmp_path):
     _, archive_id, token = seeded_archive(emu, videos=1)
     emu.faults.storage_403 = 1000  # every signed URL "expired"
