@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -195,9 +195,6 @@ class Client:
         """Server clock minus local clock in seconds, learned from replies' ``Date`` headers."""
         return self._clock.offset
 
-    def _learn_clock(self, date_header: str | None) -> None:
-        self._clock.observe(date_header, time.time())
-
     # --- transport --------------------------------------------------------------------------
 
     async def _send(
@@ -325,12 +322,15 @@ class Client:
         self,
         session_id: str,
         role: Role | str = Role.PUBLISHER,
-        expire_time: float | datetime | None = None,
+        expire_time: float | datetime | timedelta | None = None,
         connection_data: str | None = None,
     ) -> str:
         """Return a token for ``session_id``; pure and synchronous (see ``generate_token``).
 
-        The creation time is the local clock corrected by ``clock_offset``.
+        Times are the service's: the creation time is the local clock corrected by
+        ``clock_offset``, and an absolute ``expire_time`` (taken from the local clock) is
+        shifted by the same offset, so "an hour from now" stays an hour at the service. A
+        ``timedelta`` is a lifetime from the creation time.
         """
         return self._signer.generate(
             session_id, role, expire_time, connection_data, clock_offset=self._clock.offset

@@ -16,7 +16,7 @@ import math
 import random
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote_plus
 
@@ -42,6 +42,8 @@ MAX_SESSION_ID = 255  # the seed: "A session ID string can be up to 255 characte
 
 _ROLES: dict[str, str] = {role.value: role.value for role in Role}
 _SIG_RE = re.compile(r"[0-9a-f]{40}")  # lowercase only: uppercase hex was rejected
+_SESSION_ID_RE = re.compile(r"[12]_[A-Za-z0-9_-]+")  # unpadded URL-safe base64 (protocol.md)
+_SECRET_RE = re.compile(r"[\x21-\x7e]+")  # it goes into a header: visible ASCII only
 
 
 def api_key_of_session(session_id: str) -> str | None:
@@ -49,7 +51,9 @@ def api_key_of_session(session_id: str) -> str | None:
 
     A session ID is ``1_``/``2_`` + unpadded URL-safe base64 of ``1~<api_key>~<location>~...``.
     """
-    body = session_id[2:] if session_id[:1] in ("1", "2") and session_id[1:2] == "_" else ""
+    if not _SESSION_ID_RE.fullmatch(session_id):  # the decoder would skip foreign characters
+        return None
+    body = session_id[2:]
     try:
         decoded = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (binascii.Error, ValueError):
@@ -109,8 +113,10 @@ class TokenSigner:
 
     def __init__(self, api_key: int | str, api_secret: str) -> None:
         self.api_key = check_api_key(api_key)
-        if not isinstance(api_secret, str) or not api_secret:
-            raise InvalidArgumentError("api_secret must be a non-empty string")
+        if not isinstance(api_secret, str) or not _SECRET_RE.fullmatch(api_secret):
+            raise InvalidArgumentError(
+                "api_secret must be a non-empty string of visible ASCII characters"
+            )
         self._mac = hmac.new(api_secret.encode(), digestmod=hashlib.sha1)
 
     def __repr__(self) -> str:
@@ -126,7 +132,7 @@ class TokenSigner:
         self,
         session_id: str,
         role: Role | str = Role.PUBLISHER,
-        expire_time: float | datetime | None = None,
+        expire_time: float | datetime | timedelta | None = None,
         connection_data: str | None = None,
         *,
         create_time: int | None = None,
@@ -138,8 +144,11 @@ class TokenSigner:
             raise InvalidArgumentError("Null or empty session ID are not valid")
         encoded_sid = _encoded_session_id(session_id, self.api_key)
         role_value = _role_value(role)
+        # The service judges both times by its own clock: shift our clock, and an absolute
+        # expire_time the caller took from it, by the same whole seconds (Date's resolution).
+        shift = round(clock_offset)
         if create_time is None:
-            now = int(time.time() + clock_offset)
+            now = int(time.time()) + shift
         else:
             now = _unix_seconds(create_time, "create_time")
         if nonce is None:
@@ -148,7 +157,10 @@ class TokenSigner:
             raise InvalidArgumentError(f"nonce must be an int from 0 to 999999, not {nonce!r}")
         data = f"session_id={encoded_sid}&create_time={now}&role={role_value}&nonce={nonce}"
         if expire_time is not None:
-            expires = _unix_seconds(expire_time, "expire_time")
+            if isinstance(expire_time, timedelta):
+                expires = now + int(expire_time.total_seconds())
+            else:
+                expires = _unix_seconds(expire_time, "expire_time") + shift
             if expires <= now:
                 raise InvalidArgumentError(
                     f"expire_time {expires} is not in the future (now is {now})"
@@ -199,7 +211,7 @@ def generate_token(
     api_secret: str,
     session_id: str,
     role: Role | str = Role.PUBLISHER,
-    expire_time: float | datetime | None = None,
+    expire_time: float | datetime | timedelta | None = None,
     connection_data: str | None = None,
     *,
     create_time: int | None = None,
@@ -211,8 +223,9 @@ def generate_token(
         api_key, api_secret: the partner credentials.
         session_id: a session ID of this API key.
         role: ``Role`` or its value; publisher by default.
-        expire_time: Unix seconds or a datetime (naive means UTC); in the future and at most
-            seven days after ``create_time``. None: the service's default of 24 hours.
+        expire_time: Unix seconds or a datetime (naive means UTC), or a ``timedelta`` lifetime;
+            in the future and at most seven days after ``create_time``. None: the service's
+            default of 24 hours.
         connection_data: up to 1000 characters handed to the other clients.
         create_time: the token's "now", Unix seconds (default: the local clock).
         nonce: 0..999999 (default: random).

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 import pytest_asyncio
@@ -22,6 +23,7 @@ from aioopentok import (
     decode_token,
     generate_token,
 )
+from aioopentok._clock import ClockSkew
 from aioopentok.emulator import Emulator
 
 HOUR = 3600
@@ -110,26 +112,40 @@ async def test_service_accepts_corrected_tokens_that_a_skewed_clock_would_spoil(
     assert (await client.get_archive_manifest(aid, corrected)).archive_id == aid
 
 
-async def test_expire_time_is_checked_against_the_corrected_clock(
-    emu: Emulator, client: Client
+@pytest.mark.parametrize("skew", [2 * HOUR, -100.0])
+async def test_expire_times_from_the_local_clock_keep_their_meaning_under_skew(
+    emu: Emulator, client: Client, skew: float
 ) -> None:
-    _skew(emu, 2 * HOUR)
+    # Callers compute expire_time from their own clock ("an hour from now"); with the service's
+    # clock ahead or behind, that must still mean an hour, and the seven-day edge must still be
+    # seven days from the caller's now.
+    _skew(emu, skew)
     sid = emu.create_session_id()
     aid = emu.add_archive(sid, [5000])
-    local_soon = time.time() + HOUR  # future by our clock, past by the service's
-    client.generate_token(sid, expire_time=local_soon)  # not learned yet: accepted locally
-    await client.create_session()
+    await client.create_session()  # learn the offset
+    assert client.clock_offset == pytest.approx(skew, abs=2)
+    hour = decode_token(client.generate_token(sid, expire_time=time.time() + HOUR))
+    assert hour.expire_time is not None
+    assert hour.expire_time - hour.create_time == pytest.approx(HOUR, abs=2)
+    assert hour.expire_time == pytest.approx(emu.clock() + HOUR, abs=3)
+    edge = client.generate_token(sid, role="moderator", expire_time=time.time() + 7 * DAY - 5)
+    assert (await client.get_archive_manifest(aid, edge)).archive_id == aid
+    with pytest.raises(InvalidArgumentError, match="seven days"):
+        client.generate_token(sid, expire_time=time.time() + 7 * DAY + 60)
     with pytest.raises(InvalidArgumentError, match="not in the future"):
-        client.generate_token(sid, expire_time=local_soon)
-    # Near the seven-day edge by the service's clock: allowed only once corrected.
-    server_edge = emu.clock() + 7 * DAY - 60
-    token = client.generate_token(sid, role="moderator", expire_time=server_edge)
-    assert (await client.get_archive_manifest(aid, token)).archive_id == aid
-    with pytest.raises(InvalidArgumentError, match="seven days"):
-        generate_token(emu.api_key, emu.api_secret, sid, expire_time=server_edge)
-    # Just past the edge by the service's clock is refused before any I/O.
-    with pytest.raises(InvalidArgumentError, match="seven days"):
-        client.generate_token(sid, expire_time=emu.clock() + 7 * DAY + 60)
+        client.generate_token(sid, expire_time=time.time() - 60)
+
+
+async def test_a_timedelta_is_a_lifetime_from_the_services_now(
+    emu: Emulator, client: Client
+) -> None:
+    _skew(emu, 3 * HOUR)
+    await client.create_session()
+    token = decode_token(
+        client.generate_token(emu.create_session_id(), expire_time=timedelta(hours=2))
+    )
+    assert token.expire_time == token.create_time + 2 * HOUR
+    assert token.create_time == pytest.approx(emu.clock(), abs=3)
 
 
 async def test_large_skew_warns_once(
@@ -167,10 +183,10 @@ async def test_each_client_warns_for_itself(
 
 
 def test_unparseable_date_headers_leave_the_offset_alone() -> None:
-    client = Client("1234", "secret")
-    client._learn_clock("Tue, 15 Nov 1994 08:12:31 GMT")
-    learned = client.clock_offset
+    clock = ClockSkew()
+    clock.observe("Tue, 15 Nov 1994 08:12:31 GMT", time.time())
+    learned = clock.offset
     assert learned < -DAY
     for bad in (None, "", "yesterday", "Tue, 99 Nov 1994 08:12:31 GMT", "\x00"):
-        client._learn_clock(bad)
-        assert client.clock_offset == learned
+        clock.observe(bad, time.time())
+        assert clock.offset == learned

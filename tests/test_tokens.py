@@ -202,6 +202,9 @@ def test_default_create_time_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"session_id": session_id_for("54321")}, "An invalid session ID was passed"),
         ({"session_id": "2_!!notbase64"}, "An invalid session ID was passed"),
         ({"session_id": "x" * 256}, "longer than 255"),
+        ({"session_id": SID + "\n"}, "An invalid session ID was passed"),
+        ({"session_id": SID[:20] + "';<>" + SID[20:]}, "An invalid session ID was passed"),
+        ({"session_id": SID + "=="}, "An invalid session ID was passed"),
         ({"role": "admin"}, "role must be one of"),
         ({"role": None}, "role must be one of"),
         ({"expire_time": "tomorrow"}, "expire_time must be Unix seconds"),
@@ -242,8 +245,15 @@ def test_data_is_form_encoded_as_the_stdlib_would() -> None:
     assert decode_token(token).data.endswith("&connection_data=" + quote_plus(text))
 
 
-def test_bad_credentials_are_rejected_before_signing() -> None:
+@pytest.mark.parametrize("secret", ["", "x\r\nX-Evil: 1", "with space", "caf\u00e9", None])
+def test_bad_secrets_are_rejected_before_any_use(secret: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="api_secret") as info:
+        generate_token(KEY, secret, SID)  # type: ignore[arg-type]
+    assert not secret or str(secret) not in str(info.value)
+    with pytest.raises(InvalidArgumentError, match="api_secret"):
+        aioopentok.Client(KEY, secret)  # type: ignore[arg-type]
+
+
+def test_bad_api_keys_are_rejected_before_signing() -> None:
     with pytest.raises(InvalidArgumentError, match="api_key"):
         generate_token("12 45", SECRET, SID)
-    with pytest.raises(InvalidArgumentError, match="api_secret"):
-        generate_token(KEY, "", SID)

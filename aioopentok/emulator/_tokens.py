@@ -52,6 +52,9 @@ class TokenInfo:
     connection_data: str
 
 
+_URLSAFE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def make_session_id(api_key: str, location: str, date: str, rand: str) -> str:
     """Build a ``2_`` session ID: URL-safe base64, no padding, of the ``~`` fields."""
     raw = f"1~{api_key}~{location}~{date}~{rand}~".encode()
@@ -63,6 +66,9 @@ def session_api_key(session_id: str) -> str | None:
     if len(session_id) < 3 or session_id[:2] not in ("1_", "2_"):
         return None
     body = session_id[2:]
+    # Only the unpadded URL-safe alphabet: the decoder would skip anything else silently.
+    if body.strip(_URLSAFE_ALPHABET):
+        return None
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         fields = raw.decode("utf-8").split("~")

@@ -101,3 +101,12 @@ def test_uppercase_signature_is_rejected_even_when_hex_matches() -> None:
     )
     with pytest.raises(TokenError, match="signature"):
         verify_token(upper, KEY, SECRET, now=CREATE + 1)
+
+
+def test_session_ids_outside_the_urlsafe_alphabet_embed_no_key() -> None:
+    from aioopentok.emulator._tokens import make_session_id, session_api_key
+
+    sid = make_session_id("12345", "127.0.0.1", "Tue Sep 04 14:53:02 PDT 2012", "0.5")
+    assert session_api_key(sid) == "12345"
+    for bad in (sid + "\n", sid[:10] + "';<>" + sid[10:], sid + "==", sid.replace("_", "/", 2)):
+        assert session_api_key(bad) is None
