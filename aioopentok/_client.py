@@ -207,6 +207,7 @@ class Client:
         """Send a request, retrying idempotent ones as the policy allows; return the last reply."""
         policy = self.retry if request.idempotent or force_retry else NO_RETRY
         attempt = lost = 0
+        delay: float | None
         while True:
             try:
                 reply = await self._send_once(request, timeout or self.timeout)
@@ -216,15 +217,17 @@ class Client:
                 if attempt >= policy.retries:
                     raise
                 lost += 1
-                delay = policy.delay(attempt, None, self._jitter())
+                delay = policy.delay(attempt, None, self._jitter()) or 0.0
                 reason = str(exc)
             else:
-                if reply.status not in policy.statuses or attempt >= policy.retries:
+                delay = None
+                if reply.status in policy.statuses and attempt < policy.retries:
+                    retry_after = proto.retry_after_of(reply.headers)
+                    delay = policy.delay(attempt, retry_after, self._jitter())
+                if delay is None:  # final: no retry left, or a pause longer than we wait
                     if lost:
                         return proto.Reply(reply.status, reply.headers, reply.body, lost)
                     return reply
-                retry_after = proto.retry_after_seconds(reply.headers.get("Retry-After"))
-                delay = policy.delay(attempt, retry_after, self._jitter())
                 reason = f"HTTP {reply.status}"
             attempt += 1
             logger.info(

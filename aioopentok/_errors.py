@@ -117,7 +117,12 @@ class TokenExpiredError(InvalidTokenError):
 
 
 class APIError(OpenTokException):
-    """The service answered and refused the request."""
+    """The service answered and refused the request.
+
+    ``retry_after`` is the service's ``Retry-After`` in seconds, when it sent one (429, 503).
+    """
+
+    retry_after: float | None = None
 
 
 class AuthError(APIError):
@@ -130,8 +135,6 @@ class NotFoundError(APIError):
 
 class RateLimitedError(APIError):
     """HTTP 429 after the last retry. ``retry_after`` holds the service's hint, if any."""
-
-    retry_after: float | None = None
 
 
 class ServerError(APIError):

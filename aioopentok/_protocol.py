@@ -28,6 +28,7 @@ from ._replies import (
     parse_manifest,
     parse_session,
     parse_stitch,
+    retry_after_of,
     retry_after_seconds,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "parse_manifest",
     "parse_session",
     "parse_stitch",
+    "retry_after_of",
     "retry_after_seconds",
     "stitch_request",
     "video_url_request",

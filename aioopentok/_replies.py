@@ -19,7 +19,6 @@ from ._errors import (
     APIError,
     AuthError,
     NotFoundError,
-    OpenTokException,
     RateLimitedError,
     ResponseError,
     ServerError,
@@ -45,6 +44,7 @@ __all__ = [
     "parse_manifest",
     "parse_session",
     "parse_stitch",
+    "retry_after_of",
     "retry_after_seconds",
 ]
 
@@ -65,34 +65,25 @@ class Reply:
     lost_replies: int = 0
 
 
+_ERRORS: dict[str, tuple[type[APIError], str]] = {
+    "401": (AuthError, "credentials or token rejected"),
+    "403": (AuthError, "credentials or token rejected"),
+    "404": (NotFoundError, "not found (or the token is not a moderator's for this archive)"),
+    "429": (RateLimitedError, "rate limited"),
+}
+
+
 def _error_for(
     status: int, code: str | None, message: str | None, body: bytes, retry_after: float | None
-) -> OpenTokException:
+) -> APIError:
     kind = code or str(status)
-    exc: OpenTokException
-    if kind in ("401", "403"):
-        exc = AuthError(
-            "credentials or token rejected", status=status, code=code, message=message, body=body
-        )
-    elif kind == "404":
-        exc = NotFoundError(
-            "not found (or the token is not a moderator's for this archive)",
-            status=status,
-            code=code,
-            message=message,
-            body=body,
-        )
-    elif kind == "429":
-        exc = RateLimitedError("rate limited", status=status, code=code, message=message, body=body)
-        exc.retry_after = retry_after
-    elif kind.startswith("5"):
-        exc = ServerError(
-            "the service failed", status=status, code=code, message=message, body=body
-        )
-    else:
-        exc = APIError(
-            "the service refused the request", status=status, code=code, message=message, body=body
-        )
+    cls, description = _ERRORS.get(kind) or (
+        (ServerError, "the service failed")
+        if kind.startswith("5")
+        else (APIError, "the service refused the request")
+    )
+    exc = cls(description, status=status, code=code, message=message, body=body)
+    exc.retry_after = retry_after
     return exc
 
 
@@ -113,8 +104,7 @@ def _checked(reply: Reply) -> tuple[Element | None, dict[str, Element]]:
             if fields is not None:
                 raise _error_for(status, fields[0], fields[1], body, None)
     if not 200 <= status < 300:
-        retry_after = retry_after_seconds(reply.headers.get("Retry-After"))
-        raise _error_for(status, None, None, body, retry_after)
+        raise _error_for(status, None, None, body, retry_after_of(reply.headers))
     return root, index
 
 
@@ -295,6 +285,16 @@ def parse_stitch(reply: Reply) -> StitchResult:
 # --- header facts used by the retry and clock logic --------------------------------------------
 
 
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
     """Return a ``Retry-After`` header's delay in seconds (delta-seconds or an HTTP date)."""
     if not value:
@@ -302,23 +302,22 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     value = value.strip()
     if value.isascii() and value.isdigit():  # "²".isdigit() is true, but no float
         return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    when = _http_date(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Return a reply's ``Retry-After`` in seconds.
+
+    An HTTP-date value is measured from the same reply's ``Date``, the service's clock, so a
+    skewed local clock neither stretches nor cancels the pause.
+    """
+    return retry_after_seconds(headers.get("Retry-After"), now=_http_date(headers.get("Date")))
 
 
 def clock_offset(date_header: str | None, local_now: float) -> float | None:
     """Return server time minus local time from a reply's ``Date`` header, in seconds."""
-    if not date_header:
-        return None
-    try:
-        server = email.utils.parsedate_to_datetime(date_header)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if server.tzinfo is None:
-        server = server.replace(tzinfo=UTC)
-    return server.timestamp() - local_now
+    server = _http_date(date_header)
+    return None if server is None else server.timestamp() - local_now

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ._errors import InvalidArgumentError
-from ._protocol import RETRYABLE_STATUSES
+from ._replies import RETRYABLE_STATUSES
 
 __all__ = ["NO_RETRY", "RetryPolicy"]
 
@@ -23,7 +23,8 @@ class RetryPolicy:
         retries: how many retries after the first try (0 disables retrying).
         backoff: the first back-off ceiling in seconds; it doubles per retry.
         max_backoff: the largest back-off ceiling, in seconds.
-        max_retry_after: the longest ``Retry-After`` we honour, in seconds.
+        max_retry_after: the longest ``Retry-After`` we wait for inside a call, in seconds; a
+            longer one ends the retries (the error carries ``retry_after``).
         statuses: the HTTP statuses that are retried.
     """
 
@@ -39,10 +40,15 @@ class RetryPolicy:
         if min(self.backoff, self.max_backoff, self.max_retry_after) < 0:
             raise InvalidArgumentError("back-off times must not be negative")
 
-    def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
-        """Return the wait before retry number ``attempt + 1``; ``jitter`` is uniform in [0, 1)."""
+    def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float | None:
+        """Return the wait before retry number ``attempt + 1``; ``jitter`` is uniform in [0, 1).
+
+        None means "do not retry": the service asked for a longer pause (``Retry-After``) than
+        ``max_retry_after``. Calling it back sooner would ignore it; the caller gets the error,
+        which carries ``retry_after``, and can schedule the call itself.
+        """
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
+            return max(retry_after, 0.0) if retry_after <= self.max_retry_after else None
         return float(jitter * min(self.max_backoff, self.backoff * 2.0**attempt))
 
 

@@ -26,7 +26,7 @@ import aiohttp
 
 from ._errors import DownloadError, OpenTokException, RequestError
 from ._files import FLV_SIGNATURE, PartFile, disk_error
-from ._protocol import retry_after_seconds
+from ._replies import retry_after_of
 
 if TYPE_CHECKING:
     from ._client import Client, StorageResponse
@@ -213,6 +213,11 @@ class VideoDownload:
                     ) from exc
                 retry_after = exc.retry_after if isinstance(exc, _Retry) else None
                 delay = policy.delay(failures - 1, retry_after, self.client._jitter())
+                if delay is None:
+                    raise DownloadError(
+                        f"{self.video_id}: storage asked to wait {retry_after:.0f} s, longer than "
+                        f"max_retry_after ({policy.max_retry_after:.0f} s); call again later"
+                    ) from exc
                 logger.info(
                     "%s: %s; resuming at byte %d in %.2f s", self.video_id, exc, part.size, delay
                 )
@@ -224,7 +229,7 @@ class VideoDownload:
         if status in (401, 403):
             raise _Expired
         if status in self.client.retry.statuses or status >= 500:
-            after = retry_after_seconds(resp.headers.get("Retry-After"))
+            after = retry_after_of(resp.headers)
             raise _Retry(f"storage answered HTTP {status}", after)
         if status == 416 and start:
             match = _UNSATISFIED_RE.fullmatch(resp.headers.get("Content-Range", ""))

@@ -352,6 +352,20 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert proto.retry_after_seconds(None) is None
 
 
+def test_retry_after_date_is_measured_from_the_replys_own_date() -> None:
+    # The local clock plays no part: a skewed one neither stretches nor cancels the pause.
+    headers = {
+        "Retry-After": "Mon, 01 Jan 2024 12:00:30 GMT",
+        "Date": "Mon, 01 Jan 2024 12:00:00 GMT",
+    }
+    assert proto.retry_after_of(headers) == 30.0
+    assert proto.retry_after_of({"Retry-After": "12"}) == 12.0
+    assert proto.retry_after_of({}) is None
+    with pytest.raises(ServerError) as info:
+        proto.check_reply(proto.Reply(503, headers, b""))
+    assert info.value.retry_after == 30.0
+
+
 def test_clock_offset_from_date_header() -> None:
     local = datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()
     assert proto.clock_offset("Mon, 01 Jan 2024 12:05:00 GMT", local) == 300.0

@@ -210,16 +210,36 @@ async def test_backoff_is_exponential_with_full_jitter(
     assert len(set(sleep.delays)) > 20
 
 
-async def test_retry_after_is_capped(emu: Emulator, sleep: FakeSleep) -> None:
+async def test_retry_after_up_to_the_cap_is_waited_for(emu: Emulator, sleep: FakeSleep) -> None:
     policy = RetryPolicy(max_retry_after=5)
     async with Client(
         emu.api_key, emu.api_secret, api_url=emu.url, sleep=sleep, retry=policy
     ) as client:
         aid, _, token = _archive(emu, client)
         emu.faults.fail_503 = 1
-        emu.faults.retry_after = 3600
+        emu.faults.retry_after = 5
         await client.get_archive_manifest(aid, token)
     assert sleep.delays == [5.0]
+
+
+async def test_retry_after_beyond_the_cap_ends_the_retries_and_is_reported(
+    emu: Emulator, sleep: FakeSleep
+) -> None:
+    # Calling back after 5 s a service that asked for an hour would ignore it: the caller gets
+    # the error with retry_after and schedules the call itself.
+    policy = RetryPolicy(max_retry_after=5)
+    async with Client(
+        emu.api_key, emu.api_secret, api_url=emu.url, sleep=sleep, retry=policy
+    ) as client:
+        aid, _, token = _archive(emu, client)
+        emu.clear_requests()
+        emu.faults.fail_503 = 1
+        emu.faults.retry_after = 3600
+        with pytest.raises(ServerError) as info:
+            await client.get_archive_manifest(aid, token)
+    assert info.value.retry_after == 3600.0
+    assert sleep.delays == []
+    assert len(emu.requests) == 1
 
 
 async def test_retries_are_bounded_and_then_the_status_error_raises(
