@@ -51,13 +51,17 @@ class ProgressBars:
             bar.close()
 
 
-def make_progress(*, enabled: bool, stdout: TextIO | None = None) -> ProgressBars | None:
-    """Return progress bars if wanted, stdout is a terminal and tqdm is installed; else None."""
+def make_progress(
+    *, enabled: bool, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> ProgressBars | None:
+    """Return bars (drawn on stderr) if wanted, tqdm is installed, and both stdout and stderr
+    are terminals: output piped to a file stays clean, and no escape codes land in a log."""
     out = stdout if stdout is not None else sys.stdout
-    if not enabled or not out.isatty():
+    err = stderr if stderr is not None else sys.stderr
+    if not enabled or not out.isatty() or not err.isatty():
         return None
     try:
         tqdm = importlib.import_module("tqdm").tqdm
     except ImportError:  # the "cli" extra is not installed: no bars, the summary still prints
         return None
-    return ProgressBars(tqdm, sys.stderr)
+    return ProgressBars(tqdm, err)

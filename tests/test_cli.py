@@ -261,17 +261,18 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_progress_bars_only_on_a_terminal_and_not_when_quiet(capsys):
-    assert make_progress(enabled=True, stdout=io.StringIO()) is None
-    assert make_progress(enabled=False, stdout=FakeTerminal()) is None
-    bars = make_progress(enabled=True, stdout=FakeTerminal())
+def test_progress_bars_only_on_a_terminal_and_not_when_quiet():
+    assert make_progress(enabled=True, stdout=io.StringIO(), stderr=FakeTerminal()) is None
+    assert make_progress(enabled=True, stdout=FakeTerminal(), stderr=io.StringIO()) is None
+    assert make_progress(enabled=False, stdout=FakeTerminal(), stderr=FakeTerminal()) is None
+    err = FakeTerminal()
+    bars = make_progress(enabled=True, stdout=FakeTerminal(), stderr=err)
     assert isinstance(bars, ProgressBars)
     bars("video-a", 0, 2048)
     bars("video-b", 1024, None)
     bars("video-a", 2048, 2048)
     bars.close()
-    err = capsys.readouterr().err
-    assert "video-a" in err and "2.00k" in err
+    assert "video-a" in err.getvalue() and "2.00k" in err.getvalue()
 
 
 # --- downloads -----------------------------------------------------------------------------
