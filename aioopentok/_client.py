@@ -78,8 +78,9 @@ class Client:
         timeout: API calls' ``aiohttp.ClientTimeout`` (default: 10 s total).
         download_timeout: storage reads' timeout (default: no total, 10 s connect, 60 s read).
         retry: a ``RetryPolicy``, or an int number of retries (default 3; 0 disables). Only
-            idempotent calls retry (connection errors, 429/502/503/504); a timeout is never
-            retried: the call's time budget is spent, and a retry would multiply it.
+            idempotent calls retry (connection errors, 429/502/503/504); an API call's timeout is
+            not retried: its time budget is spent, and a retry would multiply it. Downloads
+            resume after a stalled read instead (see ``download_video``).
         retry_create_session: retry ``create_session`` too. Off by default: when a reply is lost,
             a retried create can make a second session.
         limit, limit_per_host: the connector's connection limits (ignored with ``session``).

@@ -154,7 +154,11 @@ class RequestTimeoutError(RequestError, TimeoutError):
 
 
 class DownloadError(OpenTokException):
-    """A video could not be downloaded and verified; the ``.part`` file is kept for resuming."""
+    """A video could not be downloaded and verified.
+
+    After a transport or disk failure the ``.part`` file is kept, and the next call resumes it;
+    when its bytes proved wrong (not FLV, a size other than announced) it is deleted.
+    """
 
 
 class DiskError(DownloadError, OSError):
