@@ -63,26 +63,28 @@ async def download_one_archive(
     except aioopentok.OpenTokException as exc:
         outcome.errors.append(f"manifest: {exc}")
         return outcome
-    outcome.videos = len(archive.resources)
+    video_ids = list(dict.fromkeys(video.id for video in archive.resources))  # no duplicates
+    outcome.videos = len(video_ids)
     folder = dest / archive_id
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        outcome.errors.append(f"cannot create {folder}: {exc.strerror}")
+        return outcome
 
-    async def one(video: aioopentok.VideoResource) -> None:
+    async def one(video_id: str) -> None:
         async with limit:
             try:
-                result = await client.download_video(
-                    archive_id, video.id, token, folder / f"{video.id}.flv"
-                )
+                # A directory as dest: the file is <video_id>.flv, and an ID that is unsafe as
+                # a file name is refused (InvalidArgumentError) before anything is written.
+                result = await client.download_video(archive_id, video_id, token, folder)
             except aioopentok.OpenTokException as exc:
-                outcome.errors.append(f"{video.id}: {exc}")
+                outcome.errors.append(f"{video_id}: {exc}")
                 return
-        if result.ok:
-            outcome.ok += 1
-            outcome.bytes += result.size
-        else:
-            outcome.errors.append(f"{video.id}: {result.error}")
+        outcome.ok += 1
+        outcome.bytes += result.size
 
-    await asyncio.gather(*(one(video) for video in archive.resources))
+    await asyncio.gather(*(one(video_id) for video_id in video_ids))
     return outcome
 
 
@@ -113,7 +115,7 @@ def print_summary(outcomes: list[ArchiveOutcome], seconds: float) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    pairs = read_archive_list(args.archives)
+    pairs = list(dict.fromkeys(read_archive_list(args.archives)))  # each archive once
     started = time.perf_counter()
     async with aioopentok.Client(
         os.environ["OPENTOK_API_KEY"],
@@ -125,11 +127,19 @@ async def run(args: argparse.Namespace) -> int:
     return 0 if all(not o.errors for o in outcomes) else 1
 
 
+def positive(text: str) -> int:
+    """An argparse type: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("archives", type=Path, help="file of 'ARCHIVE_ID SESSION_ID' lines")
     parser.add_argument("--dest", type=Path, default=Path("downloads"))
-    parser.add_argument("--concurrency", type=int, default=4, help="videos in flight (4)")
+    parser.add_argument("--concurrency", type=positive, default=4, help="videos in flight (4)")
     return asyncio.run(run(parser.parse_args(argv)))
 
 

@@ -194,3 +194,21 @@ async def test_bulk_download_reports_a_missing_archive_and_gets_the_rest(emu_env
     assert re.search(r"^FAILED 0000-gone", out, re.M) and "not found" in out
     assert "1/2 archives complete" in out
     assert len(list((tmp_path / "out" / good).glob("*.flv"))) == 1
+
+
+async def test_bulk_download_takes_each_archive_once_and_refuses_zero_concurrency(
+    emu_env, tmp_path, capsys
+):
+    session_id = emu_env.create_session_id()
+    aid = emu_env.add_archive(session_id, [100_000])
+    listing = tmp_path / "archives.txt"
+    listing.write_text(f"{aid} {session_id}\n{aid} {session_id}\n")
+    bulk = load_example("bulk_download")
+    with pytest.raises(SystemExit) as info:
+        bulk.main([str(listing), "--concurrency", "0"])
+    assert info.value.code == 2  # argparse: a usage error, not a hang on Semaphore(0)
+    capsys.readouterr()
+    code = await asyncio.to_thread(bulk.main, [str(listing), "--dest", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count(f"ok     {aid}") == 1 and "1/1 archives complete" in out
