@@ -24,9 +24,19 @@ from typing import TypeVar
 
 from ._errors import DiskError, DownloadError
 
-__all__ = ["FLV_SIGNATURE", "PART_SUFFIX", "PartFile", "disk_error", "part_path"]
+__all__ = ["FLV_HEADER_SIZE", "PART_SUFFIX", "PartFile", "disk_error", "flv_prefix_ok", "part_path"]
 
-FLV_SIGNATURE = b"FLV"  # protocol.md "FLV files": 'FLV', version 1, flags, header size
+# protocol.md, "FLV files": "FLV", version 0x01, a flags byte, then the header size 9 (4 bytes BE).
+FLV_HEADER_SIZE = 9
+_FLV_START = b"FLV\x01"
+_FLV_SIZE_FIELD = b"\x00\x00\x00\x09"
+
+
+def flv_prefix_ok(head: bytes) -> bool:
+    """Return whether ``head`` (the first bytes, maybe fewer than 9) can start an FLV file."""
+    return _FLV_START.startswith(head[:4]) and _FLV_SIZE_FIELD.startswith(head[5:9])
+
+
 PART_SUFFIX = ".part"
 _REHASH_CHUNK = 4 * 1024 * 1024
 # Ask the kernel to start writing dirty pages back every this many bytes (Linux: fadvise
@@ -105,7 +115,7 @@ class PartFile:
         """Open (or create) ``.part``; re-hash what an earlier call left there. Return its size."""
         size = await self._run("open", self._open)
         # With a digest, re-hash what is there; without one, only the FLV signature is read.
-        todo = size if self._hash is not None else min(size, len(FLV_SIGNATURE))
+        todo = size if self._hash is not None else min(size, FLV_HEADER_SIZE)
         done = 0
         while done < todo:  # one chunk per job: cancellable, and the loop stays free
             done += await self._run("read", self._rehash, done, min(_REHASH_CHUNK, todo - done))
@@ -123,8 +133,8 @@ class PartFile:
             raise DownloadError(f"{self.part} shrank while being resumed")
         if self._hash is not None:
             self._hash.update(data)
-        if offset < len(FLV_SIGNATURE):
-            self.head = (self.head + data)[: len(FLV_SIGNATURE)]
+        if offset < FLV_HEADER_SIZE:
+            self.head = (self.head + data)[:FLV_HEADER_SIZE]
         return len(data)
 
     async def restart(self) -> None:
@@ -162,8 +172,10 @@ class PartFile:
         if self._hash is not None:
             for piece in pieces:
                 self._hash.update(piece)
-        if len(self.head) < len(FLV_SIGNATURE):
-            self.head = (self.head + b"".join(p[:3] for p in pieces))[: len(FLV_SIGNATURE)]
+        if len(self.head) < FLV_HEADER_SIZE:
+            self.head = (self.head + b"".join(p[:FLV_HEADER_SIZE] for p in pieces))[
+                :FLV_HEADER_SIZE
+            ]
         before = offset = self.size
         views = [memoryview(p) for p in pieces if p]
         while views:
@@ -197,8 +209,8 @@ class PartFile:
         problem = None
         if expected_size is not None and self.size != expected_size:
             problem = f"size {self.size} differs from the {expected_size} bytes announced"
-        elif not self.head.startswith(FLV_SIGNATURE):
-            problem = f"not an FLV file (starts with {self.head[:8]!r})"
+        elif len(self.head) < FLV_HEADER_SIZE or not flv_prefix_ok(self.head):
+            problem = f"not an FLV file (starts with {self.head!r})"
         if problem is not None:
             self._discard()
             raise DownloadError(f"{self.final.name}: {problem}")

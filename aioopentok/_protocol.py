@@ -161,6 +161,8 @@ def create_session_request(
     for key, value in (properties or {}).items():
         if not isinstance(key, str) or not isinstance(value, str) or not key:
             raise InvalidArgumentError(f"properties must map str to str, got {key!r}: {value!r}")
+        if key in ("location", "api_key"):  # set and checked by create_session itself
+            raise InvalidArgumentError(f"pass {key!r} as its own argument, not in properties")
         fields[key] = value
     if "p2p.preference" in fields:
         fields["p2p.preference"] = _p2p_value(fields["p2p.preference"])

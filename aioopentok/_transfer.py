@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ._errors import DownloadError, OpenTokException, RequestError
-from ._files import FLV_SIGNATURE, PartFile, disk_error
+from ._files import FLV_HEADER_SIZE, PartFile, disk_error, flv_prefix_ok
 from ._replies import retry_after_of
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ class VideoDownload:
             )
         part = PartFile(self.final, checksum=self.checksum)
         try:
-            if await part.open() and not FLV_SIGNATURE.startswith(part.head):
+            if await part.open() and not flv_prefix_ok(part.head):
                 await self._restart(part)  # someone else's bytes: resuming them can never verify
             self.resumed = part.size > 0
             await self._fetch(part)
@@ -297,10 +297,10 @@ class VideoDownload:
     async def _write(self, part: PartFile, pieces: list[bytes], received: int) -> int:
         """Check the chunk against what we know, queue it for the writer; return bytes seen."""
         size = sum(len(p) for p in pieces)
-        if received < len(FLV_SIGNATURE):
+        if received < FLV_HEADER_SIZE:
             await part.drain()  # only for the first bytes: part.head is then up to date
-            head = (part.head + b"".join(p[:3] for p in pieces))[: len(FLV_SIGNATURE)]
-            if not FLV_SIGNATURE.startswith(head):
+            head = (part.head + b"".join(p[:FLV_HEADER_SIZE] for p in pieces))[:FLV_HEADER_SIZE]
+            if not flv_prefix_ok(head):
                 await part.discard()
                 raise DownloadError(f"{self.video_id}: not an FLV file (starts with {head!r})")
         if self.total is not None and received + size > self.total:

@@ -235,6 +235,19 @@ async def test_body_that_is_not_flv_is_refused_and_not_kept(scripted, tmp_path):
     assert "secret-sig" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [b"FLV\x02\x05\x00\x00\x00\x09", b"FLV\x01\x05\x00\x00\x00\x0a", b"FLV"],
+    ids=["version-2", "header-size-10", "three-bytes"],
+)
+async def test_a_header_that_is_not_flv_version_1_is_refused(scripted, tmp_path, header):
+    client, replies, _ = scripted
+    replies.append((200, header + FLV_BODY[9:] if len(header) == 9 else header, {}))
+    with pytest.raises(DownloadError, match="not an FLV file"):
+        await client.download_video("a", "v", TOKEN, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_storage_that_ignores_range_starts_over(scripted, tmp_path):
     client, replies, ranges = scripted
     (tmp_path / "v.flv.part").write_bytes(FLV_BODY[:1000])

@@ -389,3 +389,9 @@ def test_session_form_fast_path_matches_urlencode(location: str | None, p2p: obj
     del slow_fields["x"]
     assert parse_qs(fast.body.decode(), keep_blank_values=True) == slow_fields
     assert fast.headers == slow.headers
+
+
+@pytest.mark.parametrize("key", ["location", "api_key"])
+def test_properties_cannot_override_checked_fields(key: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="own argument"):
+        proto.create_session_request("k:s", None, None, {key: "anything"}, api_key="k")
