@@ -16,12 +16,12 @@ import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 import aiohttp
 
+from . import _download
 from . import _protocol as proto
 from ._clock import ClockSkew
 from ._errors import (
@@ -43,9 +43,6 @@ from ._transport import (
     user_agent_header,
 )
 from ._xml import MAX_XML_BYTES
-
-if TYPE_CHECKING:
-    from ._download import DownloadResult, ProgressCallback
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",
@@ -159,9 +156,11 @@ class Client:
             limit, per_host = self._limit
             connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=self._trust_env)
-            # aiohttp resends a GET once, at once, after a reset; our RetryPolicy owns retries,
-            # so that every retry is counted, backed off, and ``retry=0`` means one try.
-            self._session._retry_connection = False
+            # aiohttp (3.9.4+) resends a GET once, at once, after a reset; our RetryPolicy owns
+            # retries, so that every retry is counted and backed off, and ``retry=0`` means one
+            # try. A borrowed session keeps its owner's setting.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
     async def close(self) -> None:
@@ -386,64 +385,6 @@ class Client:
         request = proto.stitch_request(self._partner_auth, archive_id)
         return proto.parse_stitch(await self._send(request, timeout))
 
-    async def download_video(
-        self,
-        archive_id: str,
-        video_id: str,
-        token: str,
-        dest: str | Path,
-        *,
-        chunk_size: int = 1024 * 1024,  # _download.DEFAULT_CHUNK_SIZE
-        progress: ProgressCallback | None = None,
-        timeout: aiohttp.ClientTimeout | None = None,
-        checksum: bool = True,
-    ) -> DownloadResult:
-        """Stream one video to a file (or ``<video_id>.flv`` in a directory); raise on failure.
-
-        Resumes a ``.part`` left by an earlier call; skips a complete file. See
-        ``aioopentok._download.download_video`` for the arguments and errors.
-        """
-        from ._download import download_video
-
-        return await download_video(
-            self,
-            archive_id,
-            video_id,
-            token,
-            dest,
-            chunk_size=chunk_size,
-            progress=progress,
-            timeout=timeout,
-            checksum=checksum,
-        )
-
-    async def download_archive(
-        self,
-        archive_id: str,
-        token: str,
-        dest_dir: str | Path,
-        *,
-        concurrency: int = 4,
-        progress: ProgressCallback | None = None,
-        chunk_size: int = 1024 * 1024,  # _download.DEFAULT_CHUNK_SIZE
-        timeout: aiohttp.ClientTimeout | None = None,
-        checksum: bool = True,
-    ) -> list[DownloadResult]:
-        """Download every video of an archive, ``concurrency`` at once; one result per video.
-
-        A video's failure is in its result's ``error`` instead of raised; a manifest failure
-        raises. See ``aioopentok._download.download_archive``.
-        """
-        from ._download import download_archive
-
-        return await download_archive(
-            self,
-            archive_id,
-            token,
-            dest_dir,
-            concurrency=concurrency,
-            progress=progress,
-            chunk_size=chunk_size,
-            timeout=timeout,
-            checksum=checksum,
-        )
+    # Downloads live in ``_download``; as methods they take this client as their first argument.
+    download_video = _download.download_video
+    download_archive = _download.download_archive

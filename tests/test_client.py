@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import warnings
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -209,15 +210,33 @@ async def test_owned_session_is_created_lazily_and_closed_idempotently(
     assert client.generate_token(emu.create_session_id())
 
 
+def _collect_others_garbage() -> None:
+    """Collect what earlier tests left for the GC: their objects are not this test's subject."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
 async def test_unclosed_client_warns_like_aiohttp(opentok_emulator: Emulator) -> None:
     emu = opentok_emulator
+    _collect_others_garbage()
     client = Client(emu.api_key, emu.api_secret, api_url=emu.url)
-    session = client.http_session
-    with pytest.warns(ResourceWarning, match="unclosed"):
-        client.__del__()
+    session = client.http_session  # keep the pool itself alive: only the Client is dropped
+    with pytest.warns(ResourceWarning, match="unclosed <aioopentok.Client"):
+        del client
+        gc.collect()
     await session.close()
-    del client
-    gc.collect()
+
+
+async def test_a_closed_or_unused_client_does_not_warn(opentok_emulator: Emulator) -> None:
+    emu = opentok_emulator
+    _collect_others_garbage()
+    unused = Client(emu.api_key, emu.api_secret, api_url=emu.url)
+    closed = Client(emu.api_key, emu.api_secret, api_url=emu.url)
+    await closed.create_session()
+    await closed.close()
+    del unused, closed
+    gc.collect()  # filterwarnings=error: a ResourceWarning here fails the test
 
 
 def test_repr_and_errors_never_show_the_secret() -> None:
