@@ -3,11 +3,11 @@
 Strategy: every blocking file operation of one download (open, re-hash of an old ``.part``,
 write + SHA-256 of each chunk, fsync, rename, close) runs on that download's own one-thread
 executor, so they happen in the order submitted and the event loop awaits at most one chunk of
-file I/O at a time. The thread writes with ``os.writev`` straight from the network's buffers
+file I/O at a time. The thread writes with ``os.pwritev`` straight from the network's buffers
 (no join, no copy) and hashes the same buffers (hashlib releases the GIL for them), so disk and
 hash work overlap the next network read. Every ``OSError`` of the disk becomes a ``DiskError``
-here, in one place. Closing never waits: the close job queues behind a write still running, so a
-cancelled download returns at once and the fd is never closed under a busy thread.
+here, in one place. Closing queues behind a write still running, so a cancelled download waits
+for at most that one chunk, and the fd is never closed under a busy thread.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,7 @@ _REHASH_CHUNK = 4 * 1024 * 1024
 # cache does not balloon with one big file.
 _WRITEBACK_EVERY = 32 * 1024 * 1024
 _T = TypeVar("_T")
+logger = logging.getLogger("aioopentok")
 _HAVE_FADVISE = hasattr(os, "posix_fadvise")
 
 
@@ -99,10 +101,18 @@ class PartFile:
         except OSError as exc:
             raise disk_error(exc, self.part, doing) from exc
 
-    def close(self) -> None:
-        """Close the fd after any job still running; never blocks the loop."""
-        self._executor.submit(self._close_fd)
+    async def aclose(self) -> None:
+        """Close the fd once the job still running (at most one chunk) is done.
+
+        Awaited even when the download was cancelled, so that a call made right after finds
+        the ``.part`` complete and closed, never still being written by this one.
+        """
+        done = self._executor.submit(self._close_fd)
         self._executor.shutdown(wait=False)
+        try:
+            await asyncio.shield(asyncio.wrap_future(done))
+        except OSError as exc:  # the data was fsynced already, or the download failed anyway
+            logger.debug("closing %s: %s", self.part, exc)
 
     def _close_fd(self) -> None:
         if self._fd >= 0:

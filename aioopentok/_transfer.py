@@ -144,7 +144,7 @@ class VideoDownload:
             size = part.size
             digest = await part.finish(self.total)
         finally:
-            part.close()
+            await part.aclose()
         return DownloadResult(
             self.archive_id,
             self.video_id,

@@ -110,7 +110,10 @@ async def handle_storage(request: web.Request, state: State) -> web.StreamRespon
         resp.enable_chunked_encoding()
     else:
         resp.content_length = end - start
-    await resp.prepare(request)
+    try:
+        await resp.prepare(request)
+    except ConnectionError:
+        return resp  # the client hung up (a timeout, a cancel) before the headers went out
     if request.method == "HEAD":
         return resp
 

@@ -153,7 +153,7 @@ async def test_two_gib_video_tail_is_instant(emu: Emulator, http: aiohttp.Client
     size = 2 * 1024**3 + 12345
     aid, vid = await _video(emu, size)
     url = await _url(emu, http, aid, vid)
-    started = time.perf_counter()
+    started = time.process_time()  # CPU, not wall time: a loaded machine must not fail this
     async with http.head(url) as r:
         assert r.headers["Content-Length"] == str(size)
     async with http.get(url, headers={"Range": "bytes=-100"}) as r:
@@ -161,7 +161,8 @@ async def test_two_gib_video_tail_is_instant(emu: Emulator, http: aiohttp.Client
         tail = await r.read()
     assert len(tail) == 100
     assert tail[-4:] == (int.from_bytes(tail[-4:], "big")).to_bytes(4, "big")
-    assert time.perf_counter() - started < 1
+    # Generating 2 GiB to reach its tail would take seconds of CPU; slicing takes milliseconds.
+    assert time.process_time() - started < 0.5
 
 
 async def test_streaming_200_mib_keeps_memory_flat(
