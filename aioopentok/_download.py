@@ -25,7 +25,7 @@ import aiohttp
 from ._errors import InvalidArgumentError, OpenTokException
 from ._files import disk_error
 from ._protocol import check_id, check_token
-from ._transfer import DownloadResult, ProgressCallback, VideoDownload
+from ._transfer import DownloadResult, ProgressCallback, TransferOptions, VideoDownload
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -49,8 +49,8 @@ logger = logging.getLogger("aioopentok")
 
 
 def _check_options(
-    chunk_size: object, progress: object, timeout: object
-) -> tuple[int, ProgressCallback | None, aiohttp.ClientTimeout | None]:
+    chunk_size: object, progress: object, timeout: object, checksum: object
+) -> TransferOptions:
     if (
         isinstance(chunk_size, bool)
         or not isinstance(chunk_size, int)
@@ -66,7 +66,7 @@ def _check_options(
         raise InvalidArgumentError(
             f"timeout must be an aiohttp.ClientTimeout or None, not {timeout!r}"
         )
-    return chunk_size, progress, timeout
+    return TransferOptions(chunk_size, progress, timeout, bool(checksum))
 
 
 def _as_path(value: object, name: str) -> Path:
@@ -124,20 +124,9 @@ async def download_video(
     archive_id = check_id(archive_id, "archive_id")
     video_id = check_id(video_id, "video_id")
     token = check_token(token)
-    chunk_size, progress, timeout = _check_options(chunk_size, progress, timeout)
+    options = _check_options(chunk_size, progress, timeout, checksum)
     final = _final_path(_as_path(dest, "dest"), video_id)
-    job = VideoDownload(
-        client,
-        archive_id,
-        video_id,
-        token,
-        final,
-        chunk_size,
-        progress,
-        timeout,
-        checksum=bool(checksum),
-    )
-    return await job.run()
+    return await VideoDownload(client, archive_id, video_id, token, final, options).run()
 
 
 async def download_archive(
@@ -170,7 +159,7 @@ async def download_archive(
     """
     archive_id = check_id(archive_id, "archive_id")
     token = check_token(token)
-    chunk_size, progress, timeout = _check_options(chunk_size, progress, timeout)
+    options = _check_options(chunk_size, progress, timeout, checksum)
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidArgumentError(f"concurrency must be an int >= 1, not {concurrency!r}")
     directory = _as_path(dest_dir, "dest_dir")
@@ -191,19 +180,10 @@ async def download_archive(
                 logger.warning("archive %s: unsafe video id %r refused", archive_id, video_id)
                 return DownloadResult(archive_id, video_id, directory, error=exc)
             final = directory / f"{video_id}.flv"
-            job = VideoDownload(
-                client,
-                archive_id,
-                video_id,
-                token,
-                final,
-                chunk_size,
-                progress,
-                timeout,
-                checksum=bool(checksum),
-            )
             try:
-                return await job.run()
+                return await VideoDownload(
+                    client, archive_id, video_id, token, final, options
+                ).run()
             except OpenTokException as exc:
                 logger.info("archive %s video %s failed: %s", archive_id, video_id, exc)
                 return DownloadResult(archive_id, video_id, final, error=exc)

@@ -31,7 +31,7 @@ from ._replies import retry_after_of
 if TYPE_CHECKING:
     from ._client import Client, StorageResponse
 
-__all__ = ["DownloadResult", "ProgressCallback", "VideoDownload"]
+__all__ = ["DownloadResult", "ProgressCallback", "TransferOptions", "VideoDownload"]
 
 _MAX_PIECES = 256  # network reads gathered per write (an iovec must stay under IOV_MAX)
 _MAX_URL_REFRESHES = 3  # fresh signed URLs in a row without progress before giving up
@@ -78,6 +78,16 @@ class DownloadResult:
         return self.error is None
 
 
+@dataclass(frozen=True, slots=True)
+class TransferOptions:
+    """The caller's download options, checked once (``_download``) and shared by every video."""
+
+    chunk_size: int
+    progress: ProgressCallback | None = None
+    timeout: aiohttp.ClientTimeout | None = None
+    checksum: bool = True
+
+
 class _Retry(Exception):
     """A transient storage failure: resume after back-off."""
 
@@ -103,21 +113,17 @@ class VideoDownload:
         video_id: str,
         token: str,
         final: Path,
-        chunk_size: int,
-        progress: ProgressCallback | None,
-        timeout: aiohttp.ClientTimeout | None,
-        *,
-        checksum: bool = True,
+        options: TransferOptions,
     ) -> None:
         self.client = client
-        self.checksum = checksum
         self.archive_id = archive_id
         self.video_id = video_id
         self._token = token
         self.final = final
-        self.chunk_size = chunk_size
-        self.progress = progress
-        self.timeout = timeout
+        self.chunk_size = options.chunk_size
+        self.progress = options.progress
+        self.timeout = options.timeout
+        self.checksum = options.checksum
         self.url = ""
         self.total: int | None = None  # the size storage announced, once known
         self.resumed = False
