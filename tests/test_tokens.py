@@ -257,3 +257,13 @@ def test_bad_secrets_are_rejected_before_any_use(secret: object) -> None:
 def test_bad_api_keys_are_rejected_before_signing() -> None:
     with pytest.raises(InvalidArgumentError, match="api_key"):
         generate_token("12 45", SECRET, SID)
+
+
+def test_form_quote_matches_quote_plus_for_every_ascii_character_and_beyond() -> None:
+    from aioopentok._tokens import form_quote
+
+    for code in range(128):
+        assert form_quote(chr(code)) == quote_plus(chr(code)), code
+    samples = ["username=Bob Smith,level=4", "a+b&c=d/e?f#g%h", "caf\u00e9 \u65e5\u672c", ""]
+    for text in samples:
+        assert form_quote(text) == quote_plus(text)
