@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common.add_argument("--retries", type=int, default=3, help="retries of idempotent calls")
     archive = argparse.ArgumentParser(add_help=False)
-    archive.add_argument("--token", help="a moderator token of the archive's session")
+    archive.add_argument(
+        "--token",
+        help="a moderator token of the archive's session (default: $OPENTOK_TOKEN, which keeps "
+        "it out of the process list and shell history)",
+    )
     archive.add_argument(
         "--session-id", help="instead of --token: make a moderator token (needs credentials)"
     )

@@ -100,12 +100,15 @@ def partner_client(args: argparse.Namespace) -> Client:
 
 def archive_token(args: argparse.Namespace) -> str:
     """Return ``--token``, or a fresh moderator token for ``--session-id`` (needs credentials)."""
-    if args.token:
-        return str(args.token)
+    token = args.token or os.environ.get("OPENTOK_TOKEN")
+    if token:
+        return str(token)
     if args.session_id:
         key, secret = _credentials(args)
         return generate_token(key, secret, args.session_id, Role.MODERATOR)
-    raise CliError("give --token (a moderator token), or --session-id with the credentials")
+    raise CliError(
+        "give --token or $OPENTOK_TOKEN (a moderator token), or --session-id with the credentials"
+    )
 
 
 def token_client(args: argparse.Namespace, token: str) -> Client:

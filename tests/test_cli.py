@@ -33,6 +33,7 @@ async def emu(monkeypatch: pytest.MonkeyPatch) -> Emulator:
         monkeypatch.setenv("OPENTOK_API_KEY", e.api_key)
         monkeypatch.setenv("OPENTOK_API_SECRET", e.api_secret)
         monkeypatch.setenv("OPENTOK_API_URL", e.url)
+        monkeypatch.delenv("OPENTOK_TOKEN", raising=False)
         yield e
 
 
@@ -118,6 +119,13 @@ async def test_manifest_lists_every_video(emu, capsys):
 async def test_session_id_makes_the_moderator_token(emu, capsys):
     session_id, archive_id, _ = seeded_archive(emu)
     assert await run_cli("manifest", archive_id, "--session-id", session_id, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["archive_id"] == archive_id
+
+
+async def test_token_can_come_from_the_environment(emu, capsys, monkeypatch):
+    _, archive_id, token = seeded_archive(emu)
+    monkeypatch.setenv("OPENTOK_TOKEN", token)
+    assert await run_cli("manifest", archive_id, "--json") == 0
     assert json.loads(capsys.readouterr().out)["archive_id"] == archive_id
 
 
