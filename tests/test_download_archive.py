@@ -248,6 +248,15 @@ async def test_a_header_that_is_not_flv_version_1_is_refused(scripted, tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+async def test_storage_asking_for_a_pause_beyond_the_cap_ends_the_download(scripted, tmp_path):
+    client, replies, ranges = scripted
+    replies.append((503, b"", {"Retry-After": "3600"}))
+    with pytest.raises(DownloadError, match="asked to wait 3600 s"):
+        await client.download_video("a", "v", TOKEN, tmp_path)
+    assert len(ranges) == 1  # not called back before the hour it asked for
+    assert not (tmp_path / "v.flv").exists()
+
+
 async def test_storage_that_ignores_range_starts_over(scripted, tmp_path):
     client, replies, ranges = scripted
     (tmp_path / "v.flv.part").write_bytes(FLV_BODY[:1000])
