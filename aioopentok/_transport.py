@@ -106,12 +106,13 @@ class StorageResponse:
         content = self._response.content
         while True:
             try:
-                chunk, _ = await content.readchunk()
+                chunk, end_of_http_chunk = await content.readchunk()
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise translate(exc, self._where) from exc
-            if not chunk:
+            if chunk:
+                yield chunk
+            elif not end_of_http_chunk:  # (b"", True) only marks an HTTP chunk's end
                 return
-            yield chunk
 
     async def read_capped(self, cap: int = 64 * 1024) -> bytes:
         """Read at most ``cap`` bytes of the body (for error replies)."""

@@ -300,3 +300,40 @@ async def test_file_whose_size_changes_on_storage_starts_over(scripted, tmp_path
     )
     result = await client.download_video("a", "v", TOKEN, tmp_path)
     assert (tmp_path / "v.flv").read_bytes() == other and result.size == len(other)
+
+
+async def test_chunked_storage_whose_chunk_ends_arrive_late_is_read_whole(tmp_path):
+    # A chunk's closing CRLF may arrive in a later TCP segment than its data (any real network
+    # or a re-chunking proxy). aiohttp then reports an empty piece at the chunk's end, which is
+    # not the end of the body: the whole file must still arrive.
+    chunks = [FLV_BODY, b"b" * 100_000, b"c" * 100_000]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if request.startswith(b"GET /hl/archive/url/"):
+            url = f"http://127.0.0.1:{port}/v.flv?Signature=x".encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(url), url))
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for chunk in chunks:
+                writer.write(b"%x\r\n%s" % (len(chunk), chunk))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+                writer.write(b"\r\n")  # the chunk's end, a moment after its data
+                await writer.drain()
+                await asyncio.sleep(0.02)
+            writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Client("1", "s", api_url=f"http://127.0.0.1:{port}/hl") as client:
+            result = await client.download_video("a", "v", TOKEN, tmp_path)
+    finally:
+        server.close()
+        await server.wait_closed()
+    body = b"".join(chunks)
+    assert result.size == len(body)
+    assert (tmp_path / "v.flv").read_bytes() == body
