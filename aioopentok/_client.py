@@ -278,15 +278,15 @@ class Client:
         url: str,
         *,
         start: int = 0,
+        end: int | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
-        method: str = "GET",
     ) -> AbstractAsyncContextManager[StorageResponse]:
-        """Open a signed storage URL through the shared pool, without OpenTok auth."""
+        """GET a signed storage URL through the shared pool, without OpenTok auth."""
         return open_storage(
             self.http_session,
-            method,
             url,
             start=start,
+            end=end,
             timeout=timeout or self.download_timeout,
             user_agent=self.user_agent,
             proxy=self._proxy,

@@ -161,19 +161,26 @@ class VideoDownload:
         )
 
     async def _remote_size(self) -> int | None:
-        """Return the size storage announces for a HEAD, or None if it does not say."""
+        """Return the file's size on storage, or None if storage does not say.
+
+        Asks for its first byte (``Range: bytes=0-0``) and reads the total from the
+        ``Content-Range`` of the 206: a HEAD would be refused on a URL signed for GET.
+        """
         for _ in range(2):
             try:
                 async with self.client._open_storage(
-                    self.url, method="HEAD", timeout=self.timeout
+                    self.url, start=0, end=0, timeout=self.timeout
                 ) as resp:
                     if resp.status in (401, 403):
                         await self._fresh_url()
                         continue
-                    length = resp.headers.get("Content-Length")
-                    if resp.status == 200 and length is not None and length.isdigit():
-                        return int(length)
-                    return None
+                    if resp.status == 206:
+                        match = _CONTENT_RANGE_RE.fullmatch(
+                            resp.headers.get("Content-Range", "").strip()
+                        )
+                        if match and match.group(3) != "*":
+                            return int(match.group(3))
+                    return None  # a 200 ignored the Range: leave its body unread
             except RequestError:
                 return None  # the GET that follows has the retries
         return None

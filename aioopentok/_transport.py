@@ -148,27 +148,28 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int, where: str) ->
 @asynccontextmanager
 async def open_storage(
     http: aiohttp.ClientSession,
-    method: str,
     url: str,
     *,
     start: int,
+    end: int | None,
     timeout: aiohttp.ClientTimeout,
     user_agent: str,
     proxy: str | None,
     proxy_headers: Mapping[str, str] | None,
 ) -> AsyncIterator[StorageResponse]:
-    """Open a signed storage URL from byte ``start``.
+    """GET a signed storage URL from byte ``start`` (to ``end`` inclusive, if given).
 
-    Only ``User-Agent`` and ``Range`` go there: never an OpenTok auth header, since the token
-    must not travel to the storage host (protocol.md, Archives).
+    Always a GET: a signed storage URL is signed for one method (S3 refuses a HEAD on a URL
+    signed for GET), and protocol.md fetches the FLV "with a plain GET". Only ``User-Agent``
+    and ``Range`` go there, never an OpenTok auth header: the token must not travel to the
+    storage host (protocol.md, Archives).
     """
-    where = f"{method} {safe_url(url)}"
+    where = f"GET {safe_url(url)}"
     headers = {"User-Agent": user_agent}
-    if start:
-        headers["Range"] = f"bytes={start}-"
+    if start or end is not None:
+        headers["Range"] = f"bytes={start}-{'' if end is None else end}"
     try:
-        async with http.request(
-            method,
+        async with http.get(
             url,
             headers=headers,
             timeout=timeout,
