@@ -11,6 +11,7 @@ from ._download import DownloadResult, ProgressCallback
 from ._errors import (
     APIError,
     AuthError,
+    ConnectError,
     DiskError,
     DownloadError,
     InvalidArgumentError,
@@ -47,6 +48,7 @@ __all__ = [
     "Archive",
     "AuthError",
     "Client",
+    "ConnectError",
     "DiskError",
     "DownloadError",
     "DownloadResult",

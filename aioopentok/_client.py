@@ -25,6 +25,7 @@ from . import _download
 from . import _protocol as proto
 from ._clock import ClockSkew
 from ._errors import (
+    ConnectError,
     InvalidArgumentError,
     NotFoundError,
     RequestError,
@@ -216,7 +217,8 @@ class Client:
             except RequestError as exc:
                 if attempt >= policy.retries:
                     raise
-                lost += 1
+                if not isinstance(exc, ConnectError):  # sent, and its reply may be lost
+                    lost += 1
                 delay = policy.delay(attempt, None, self._jitter()) or 0.0
                 reason = str(exc)
             else:
@@ -365,10 +367,12 @@ class Client:
     async def delete_archive(
         self, archive_id: str, token: str, *, timeout: aiohttp.ClientTimeout | None = None
     ) -> None:
-        """Delete an archive.
+        """Delete an archive, so that it no longer exists.
 
-        A 404 on a retry after an earlier try's reply was lost counts as success: that try most
-        likely deleted it. A 404 on the first try raises ``NotFoundError``.
+        A 404 on a retry after an earlier try was sent and its reply lost (a reset, a dropped
+        connection) counts as success: that try most likely deleted it, and the archive is gone
+        either way. A 404 on the first try, or after tries that never connected
+        (``ConnectError``), raises ``NotFoundError``.
         """
         reply = await self._send(proto.delete_archive_request(archive_id, token), timeout)
         try:

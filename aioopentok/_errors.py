@@ -13,7 +13,8 @@
     │   └── ServerError                   5xx: the service is down; retry later
     ├── ResponseError                     a reply the protocol does not allow (not XML, no
     │                                     session_id, a URL body that is no URL, too large)
-    ├── RequestError (OSError)            transport failure: connect, reset, DNS, proxy
+    ├── RequestError (OSError)            transport failure: reset, lost reply, DNS, proxy
+    │   ├── ConnectError                  no connection was made: the request was not sent
     │   └── RequestTimeoutError (TimeoutError)
     └── DownloadError                     a video could not be fetched, verified or written
         └── DiskError (OSError)           the local disk refused (full, read-only, not writable)
@@ -28,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "APIError",
     "AuthError",
+    "ConnectError",
     "DiskError",
     "DownloadError",
     "InvalidArgumentError",
@@ -147,6 +149,10 @@ class ResponseError(OpenTokException):
 
 class RequestError(OpenTokException, OSError):
     """The request did not get a reply: connection refused or reset, DNS, proxy, TLS."""
+
+
+class ConnectError(RequestError):
+    """No connection could be made (refused, DNS, proxy, TLS): the request was never sent."""
 
 
 class RequestTimeoutError(RequestError, TimeoutError):

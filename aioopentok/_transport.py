@@ -18,7 +18,13 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from . import _protocol as proto
-from ._errors import InvalidArgumentError, RequestError, RequestTimeoutError, ResponseError
+from ._errors import (
+    ConnectError,
+    InvalidArgumentError,
+    RequestError,
+    RequestTimeoutError,
+    ResponseError,
+)
 from ._version import __version__
 
 __all__ = [
@@ -89,6 +95,8 @@ def translate(exc: BaseException, where: str) -> RequestError | ResponseError:
         return RequestTimeoutError(f"{where}: timed out")
     if isinstance(exc, aiohttp.ClientResponseError):
         return ResponseError(f"{where}: malformed HTTP reply ({exc.message})", status=exc.status)
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, proxy, TLS: nothing sent
+        return ConnectError(f"{where}: {type(exc).__name__}: {exc}")
     return RequestError(f"{where}: {type(exc).__name__}: {exc}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -20,6 +21,7 @@ from aioopentok import (
     DEFAULT_TIMEOUT,
     AuthError,
     Client,
+    ConnectError,
     NotFoundError,
     RateLimitedError,
     RequestError,
@@ -392,6 +394,46 @@ async def test_delete_404_after_a_lost_reply_counts_as_deleted(
         await client.delete_archive(aid, token)
     assert [r.method for r in emu.requests] == ["POST", "POST"]
     assert "taken as deleted" in caplog.text
+
+
+async def test_delete_404_after_tries_that_never_connected_still_raises() -> None:
+    # A refused connection sent nothing: the 404 that follows is the archive's own answer.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free, and nothing listens there until we start one
+    later = Emulator(port=port)
+    sid = later.create_session_id()
+
+    started: list[bool] = []
+
+    async def start_the_service(_: float) -> None:
+        if not started:
+            started.append(True)
+            await later.start()
+
+    async with Client(
+        later.api_key,
+        later.api_secret,
+        api_url=f"http://127.0.0.1:{port}/hl",
+        sleep=start_the_service,
+    ) as client:
+        token = client.generate_token(sid, "moderator")
+        try:
+            with pytest.raises(NotFoundError):
+                await client.delete_archive("00000000-0000-0000-0000-000000000000", token)
+        finally:
+            await later.close()
+    assert [r.method for r in later.requests] == ["POST"]
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with Client("1", "s", api_url=f"http://127.0.0.1:{port}/hl", retry=0) as client:
+        with pytest.raises(ConnectError) as info:
+            await client.create_session()
+    assert isinstance(info.value, RequestError) and isinstance(info.value, OSError)
 
 
 async def test_delete_retries_a_503_and_a_404_then_still_raises(
