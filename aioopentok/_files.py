@@ -124,8 +124,12 @@ class PartFile:
     async def open(self) -> int:
         """Open (or create) ``.part``; re-hash what an earlier call left there. Return its size."""
         size = await self._run("open", self._open)
-        # With a digest, re-hash what is there; without one, only the FLV signature is read.
-        todo = size if self._hash is not None else min(size, FLV_HEADER_SIZE)
+        # The FLV header first: bytes that are not an FLV file are thrown away by the caller,
+        # so re-reading gigabytes of them for a digest would be wasted. Without a digest, the
+        # header is all that is read.
+        todo = min(size, FLV_HEADER_SIZE)
+        if self._hash is not None and flv_prefix_ok(await self._run("read", self._head, todo)):
+            todo = size
         done = 0
         while done < todo:  # one chunk per job: cancellable, and the loop stays free
             done += await self._run("read", self._rehash, done, min(_REHASH_CHUNK, todo - done))
@@ -136,6 +140,9 @@ class PartFile:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(self.part, flags, 0o644)
         return os.fstat(self._fd).st_size
+
+    def _head(self, length: int) -> bytes:
+        return os.pread(self._fd, length, 0)
 
     def _rehash(self, offset: int, length: int) -> int:
         data = os.pread(self._fd, length, offset)

@@ -15,6 +15,7 @@ cancellation leave the ``.part`` for the next call to resume.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ._errors import DownloadError, OpenTokException, RequestError
-from ._files import FLV_HEADER_SIZE, PartFile, disk_error, flv_prefix_ok
+from ._files import FLV_HEADER_SIZE, PartFile, disk_error, flv_prefix_ok, part_path
 from ._replies import retry_after_of
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ class VideoDownload:
         have = _file_size(self.final)
         if have is not None and have == await self._remote_size():
             logger.info("%s: complete on disk (%d bytes), skipped", self.final, have)
+            await _remove_stale_part(self.final)
             return DownloadResult(
                 self.archive_id, self.video_id, self.final, size=have, skipped=True
             )
@@ -347,3 +349,11 @@ def _file_size(path: Path) -> int | None:
     except OSError as exc:
         raise disk_error(exc, path, "inspect") from exc
     return stat.st_size if path.is_file() else None
+
+
+async def _remove_stale_part(final: Path) -> None:
+    """Delete a ``.part`` beside a complete final file: it can only be a stale copy."""
+    try:
+        await asyncio.to_thread(part_path(final).unlink, missing_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, part_path(final), "delete") from exc

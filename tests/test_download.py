@@ -462,3 +462,32 @@ async def test_checksum_off_still_refuses_a_part_that_is_not_flv(
     result = await client.download_video(archive_id, video_id, token, tmp_path, checksum=False)
     assert result.resumed is False
     assert sha256(result.path) == emu.video_digest(archive_id, video_id)
+
+
+async def test_a_stale_part_beside_a_complete_file_is_removed(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    archive_id, (video_id,), token = archive(emu, 200_000)
+    await client.download_video(archive_id, video_id, token, tmp_path)
+    stale = tmp_path / f"{video_id}.flv.part"
+    stale.write_bytes(emu.video_bytes(archive_id, video_id, 0, 1000))
+    again = await client.download_video(archive_id, video_id, token, tmp_path)
+    assert again.skipped and not stale.exists()
+
+
+async def test_a_foreign_part_is_not_reread_before_it_is_thrown_away(
+    emu: Emulator, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive_id, (video_id,), token = archive(emu, 200_000)
+    (tmp_path / f"{video_id}.flv.part").write_bytes(b"GIF89a" + bytes(8 * MiB))
+    reread: list[int] = []
+    real = files_mod.PartFile._rehash
+
+    def counting(self: files_mod.PartFile, offset: int, length: int) -> int:
+        reread.append(length)
+        return real(self, offset, length)
+
+    monkeypatch.setattr(files_mod.PartFile, "_rehash", counting)
+    result = await client.download_video(archive_id, video_id, token, tmp_path)
+    assert not result.resumed and result.sha256 == emu.video_digest(archive_id, video_id)
+    assert sum(reread) <= files_mod.FLV_HEADER_SIZE  # not the 8 MiB of someone else's bytes
