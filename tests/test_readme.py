@@ -45,6 +45,12 @@ def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     if "def test_" in code:
         assert "1 passed" in result.stdout
+    # What a block prints with a literal label must appear (e.g. the tour's "deleted:" line,
+    # printed only after the manifest call failed with NotFoundError).
+    for label in re.findall(r'print\("([^"]+)"', code):
+        assert label in result.stdout, (label, result.stdout)
+    if "print(" in code:
+        assert result.stdout.strip()
 
 
 def test_readme_test_command_is_what_ci_runs() -> None:

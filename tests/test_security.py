@@ -258,7 +258,6 @@ async def test_no_exception_carries_the_secret_or_a_token(emu: Emulator, client:
     failures = await _failures(emu, client)
     assert len(failures) >= 20
     assert any(isinstance(exc, RequestTimeoutError) for _, exc in failures)
-    token_tail = client.generate_token(emu.create_session_id(), role="moderator")[4:]
     for label, exc in failures:
         assert isinstance(exc, OpenTokException), (label, exc)
         _assert_clean(exc, SECRET, f"{KEY}:{SECRET}")
@@ -266,7 +265,6 @@ async def test_no_exception_carries_the_secret_or_a_token(emu: Emulator, client:
     for label, exc in failures:
         for text in _strings_of(exc):
             assert not re.search(r"T1==[A-Za-z0-9+/]{40,}", text), (label, text[:300])
-    assert token_tail  # (generated fine)
 
 
 async def _malformed_http(request: web.Request) -> web.StreamResponse:
