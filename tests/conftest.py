@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pytest
 import pytest_asyncio
 
 from aioopentok import Client
@@ -12,6 +13,12 @@ from aioopentok.emulator import Emulator
 
 async def _no_sleep(_: float) -> None:
     """Retries in tests do not wait."""
+
+
+@pytest.fixture
+def emu(opentok_emulator: Emulator) -> Emulator:
+    """The emulator of this test (the shipped ``opentok_emulator`` fixture, by a short name)."""
+    return opentok_emulator
 
 
 @pytest_asyncio.fixture

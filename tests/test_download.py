@@ -30,12 +30,6 @@ from aioopentok.emulator import Emulator
 MiB = 1024 * 1024
 
 
-@pytest_asyncio.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        yield e
-
-
 @pytest.fixture
 def sleeps() -> list[float]:
     return []

@@ -32,18 +32,6 @@ async def _no_sleep(_: float) -> None:
     pass
 
 
-@pytest_asyncio.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        yield e
-
-
-@pytest_asyncio.fixture
-async def client(emu: Emulator) -> AsyncIterator[Client]:
-    async with Client(emu.api_key, emu.api_secret, api_url=emu.url, sleep=_no_sleep) as c:
-        yield c
-
-
 def make_archive(emu: Emulator, videos: list) -> tuple[str, str]:
     session_id = emu.create_session_id()
     archive_id = emu.add_archive(session_id, videos)

@@ -44,12 +44,6 @@ class FakeSleep:
         self.hook()
 
 
-@pytest_asyncio.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        yield e
-
-
 @pytest.fixture
 def sleep() -> FakeSleep:
     return FakeSleep()

@@ -9,11 +9,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 
 from aioopentok import (
     AuthError,
@@ -30,20 +28,8 @@ HOUR = 3600
 DAY = 24 * HOUR
 
 
-@pytest_asyncio.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        yield e
-
-
 async def _no_sleep(_: float) -> None:
     return None
-
-
-@pytest_asyncio.fixture
-async def client(emu: Emulator) -> AsyncIterator[Client]:
-    async with Client(emu.api_key, emu.api_secret, api_url=emu.url, sleep=_no_sleep) as c:
-        yield c
 
 
 def _skew(emu: Emulator, seconds: float) -> None:

@@ -28,18 +28,6 @@ MIB = 1024 * 1024
 PEAK_LIMIT = 6 * MIB
 
 
-@pytest_asyncio.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as e:
-        yield e
-
-
-@pytest_asyncio.fixture
-async def client(emu: Emulator) -> AsyncIterator[Client]:
-    async with Client(emu.api_key, emu.api_secret, api_url=emu.url) as c:
-        yield c
-
-
 async def _peak(call: Callable[[], Awaitable[object]]) -> tuple[BaseException | None, int, float]:
     """Run ``call``; return (its exception, peak traced bytes, seconds)."""
     tracemalloc.start()
