@@ -28,10 +28,6 @@ HOUR = 3600
 DAY = 24 * HOUR
 
 
-async def _no_sleep(_: float) -> None:
-    return None
-
-
 def _skew(emu: Emulator, seconds: float) -> None:
     """Make the emulator's whole clock (checks and Date) run ``seconds`` ahead of ours."""
     emu.clock = lambda: time.time() + seconds
