@@ -80,7 +80,8 @@ class Client:
             not retried: its time budget is spent, and a retry would multiply it. Downloads
             resume after a stalled read instead (see ``download_video``).
         retry_create_session: retry ``create_session`` too. Off by default: when a reply is lost,
-            a retried create can make a second session.
+            a retried create can make a second session. A connection that was never made
+            (``ConnectError``) is retried for every call: nothing was sent.
         limit, limit_per_host: the connector's connection limits (ignored with ``session``).
         proxy, proxy_headers, trust_env: as in aiohttp. ``proxy_headers`` (e.g. a
             ``Proxy-Authorization``) go on the CONNECT of https targets such as the production
@@ -215,11 +216,13 @@ class Client:
             except RequestTimeoutError:
                 raise  # the caller's time budget is spent; retrying would multiply it
             except RequestError as exc:
-                if attempt >= policy.retries:
+                sent = not isinstance(exc, ConnectError)
+                # Nothing was sent without a connection: even a POST is safe to try again.
+                if attempt >= (policy if sent else self.retry).retries:
                     raise
-                if not isinstance(exc, ConnectError):  # sent, and its reply may be lost
+                if sent:  # and its reply lost: the service may have acted on it
                     lost += 1
-                delay = policy.delay(attempt, None, self._jitter()) or 0.0
+                delay = self.retry.delay(attempt, None, self._jitter()) or 0.0
                 reason = str(exc)
             else:
                 delay = None

@@ -420,6 +420,33 @@ async def test_delete_404_after_tries_that_never_connected_still_raises() -> Non
     assert [r.method for r in later.requests] == ["POST"]
 
 
+async def test_create_session_retries_a_connection_that_was_never_made() -> None:
+    # Not idempotent, but a refused connection sent nothing: trying again cannot make two.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    later = Emulator(port=port)
+    started: list[bool] = []
+
+    async def start_the_service(_: float) -> None:
+        if not started:
+            started.append(True)
+            await later.start()
+
+    async with Client(
+        later.api_key,
+        later.api_secret,
+        api_url=f"http://127.0.0.1:{port}/hl",
+        sleep=start_the_service,
+    ) as client:
+        try:
+            session = await client.create_session()
+        finally:
+            await later.close()
+    assert started and session.session_id in later.sessions
+    assert [r.path for r in later.requests] == ["/hl/session/create"]
+
+
 async def test_a_refused_connection_is_a_connect_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
