@@ -390,68 +390,61 @@ async def test_delete_404_after_a_lost_reply_counts_as_deleted(
     assert "taken as deleted" in caplog.text
 
 
-async def test_delete_404_after_tries_that_never_connected_still_raises() -> None:
+def _free_port() -> int:
+    """A loopback port nothing listens on (until a test starts something there)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest_asyncio.fixture
+async def late() -> AsyncIterator[tuple[Emulator, Client]]:
+    """A client whose first connection is refused: the service starts during its first back-off."""
+    port = _free_port()
+    service = Emulator(port=port)
+    started = False
+
+    async def start_the_service(_: float) -> None:
+        nonlocal started
+        if not started:
+            started = True
+            await service.start()
+
+    try:
+        async with Client(
+            service.api_key,
+            service.api_secret,
+            api_url=f"http://127.0.0.1:{port}/hl",
+            sleep=start_the_service,
+        ) as client:
+            yield service, client
+    finally:
+        await service.close()
+
+
+async def test_delete_404_after_tries_that_never_connected_still_raises(
+    late: tuple[Emulator, Client],
+) -> None:
     # A refused connection sent nothing: the 404 that follows is the archive's own answer.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # free, and nothing listens there until we start one
-    later = Emulator(port=port)
-    sid = later.create_session_id()
-
-    started: list[bool] = []
-
-    async def start_the_service(_: float) -> None:
-        if not started:
-            started.append(True)
-            await later.start()
-
-    async with Client(
-        later.api_key,
-        later.api_secret,
-        api_url=f"http://127.0.0.1:{port}/hl",
-        sleep=start_the_service,
-    ) as client:
-        token = client.generate_token(sid, "moderator")
-        try:
-            with pytest.raises(NotFoundError):
-                await client.delete_archive("00000000-0000-0000-0000-000000000000", token)
-        finally:
-            await later.close()
-    assert [r.method for r in later.requests] == ["POST"]
+    service, client = late
+    token = client.generate_token(service.create_session_id(), "moderator")
+    with pytest.raises(NotFoundError):
+        await client.delete_archive("00000000-0000-0000-0000-000000000000", token)
+    assert [r.method for r in service.requests] == ["POST"]
 
 
-async def test_create_session_retries_a_connection_that_was_never_made() -> None:
+async def test_create_session_retries_a_connection_that_was_never_made(
+    late: tuple[Emulator, Client],
+) -> None:
     # Not idempotent, but a refused connection sent nothing: trying again cannot make two.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    later = Emulator(port=port)
-    started: list[bool] = []
-
-    async def start_the_service(_: float) -> None:
-        if not started:
-            started.append(True)
-            await later.start()
-
-    async with Client(
-        later.api_key,
-        later.api_secret,
-        api_url=f"http://127.0.0.1:{port}/hl",
-        sleep=start_the_service,
-    ) as client:
-        try:
-            session = await client.create_session()
-        finally:
-            await later.close()
-    assert started and session.session_id in later.sessions
-    assert [r.path for r in later.requests] == ["/hl/session/create"]
+    service, client = late
+    session = await client.create_session()
+    assert session.session_id in service.sessions
+    assert [r.path for r in service.requests] == ["/hl/session/create"]
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    async with Client("1", "s", api_url=f"http://127.0.0.1:{port}/hl", retry=0) as client:
+    async with Client("1", "s", api_url=f"http://127.0.0.1:{_free_port()}/hl", retry=0) as client:
         with pytest.raises(ConnectError) as info:
             await client.create_session()
     assert isinstance(info.value, RequestError) and isinstance(info.value, OSError)
