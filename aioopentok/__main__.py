@@ -1,10 +1,10 @@
-"""Entry point of ``python -m aioopentok``; the logic lives in ``_cli``."""
+"""Entry point of ``python -m aioopentok``; the logic lives in ``aioopentok.cli``."""
 
 from __future__ import annotations
 
 import sys
 
-from ._cli import main
+from .cli import main
 
 __all__: list[str] = []
 

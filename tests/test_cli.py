@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from aioopentok import Role, decode_token, generate_token, verify_token
-from aioopentok._cli import EXIT_CODES, exit_code_for, main
-from aioopentok._progress import ProgressBars, make_progress
+from aioopentok.cli import EXIT_CODES, exit_code_for, main
+from aioopentok.cli._progress import ProgressBars, make_progress
 from aioopentok.emulator import Emulator
 
 SECRET_MARK = "f00dfacef00dfacef00dfacef00dfacef00dface"

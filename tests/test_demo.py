@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aioopentok import _demo
-from aioopentok._cli import main
 from aioopentok._client import Client
+from aioopentok.cli import _demo, main
 
 SMALL = ["--videos", "3", "--video-size", "256K", "--concurrency", "2"]
 STEP_COUNT = 8

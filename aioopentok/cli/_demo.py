@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._client import Client
-from ._errors import NotFoundError, OpenTokException
-from ._models import Role
+from .._client import Client
+from .._errors import NotFoundError, OpenTokException
+from .._models import Role
 
 if TYPE_CHECKING:
-    from ._download import DownloadResult
+    from .. import DownloadResult
     from ._progress import ProgressBars
 
 __all__ = ["FLV_SIGNATURE", "run_demo"]
@@ -118,7 +118,7 @@ async def run_demo(
     emulator_factory: Callable[[], Any] | None = None,
 ) -> int:
     """Run the flow against an in-process emulator; print a summary; return the exit code."""
-    from .emulator import Emulator
+    from ..emulator import Emulator
 
     report = Report(live=not as_json)
     facts: dict[str, Any] = {}
@@ -166,8 +166,8 @@ async def _flow(
     progress: ProgressBars | None,
 ) -> None:
     """The seed's flow, one checked step at a time (``_Stop`` ends it early)."""
-    from .emulator import TokenError
-    from .emulator import verify_token as emulator_verify
+    from ..emulator import TokenError
+    from ..emulator import verify_token as emulator_verify
 
     with report.step("create a session (p2p enabled)") as step:
         session = await client.create_session("127.0.0.1", p2p_preference="enabled")

@@ -6,7 +6,7 @@ subclass listed before its base gets its own code. Anything not in the table is 
 
 from __future__ import annotations
 
-from ._errors import (
+from .._errors import (
     APIError,
     AuthError,
     DownloadError,
