@@ -147,8 +147,25 @@ async def get_session(request: web.Request) -> web.StreamResponse:
     return _xml_reply(_xml.session_details(info))
 
 
+async def post_session(request: web.Request) -> web.StreamResponse:
+    """POST session/<id>?extended=true with a token of that session (the SDKs' test suites).
+
+    protocol.md, "Test-only endpoints": token auth, empty body; the reply is the session's
+    XML with ``p2p/preference`` and the properties that were set. Any role will do.
+    """
+    session_id = request.match_info["session_id"]
+    try:
+        token = _token(request)
+    except TokenError:
+        return _not_authorized()
+    info = _state(request).sessions.get(session_id)
+    if info is None or token.session_id != session_id:
+        return _not_found(session_id, "Session")
+    return _xml_reply(_xml.session_extended(info))
+
+
 async def get_manifest(request: web.Request) -> web.StreamResponse:
-    """GET archive/getmanifest/<id> with a moderator token of the archive's session."""
+    """GET (or the PHP SDK's POST) archive/getmanifest/<id> with a moderator token."""
     found = _archive_for_token(request)
     if isinstance(found, web.Response):
         return found
@@ -156,7 +173,7 @@ async def get_manifest(request: web.Request) -> web.StreamResponse:
 
 
 async def get_url(request: web.Request) -> web.StreamResponse:
-    """GET archive/url/<aid>/<vid>: the whole text/html body is a signed storage URL."""
+    """GET (or POST) archive/url/<aid>/<vid>: the whole text/html body is a signed URL."""
     found = _archive_for_token(request)
     if isinstance(found, web.Response):
         return found
@@ -253,9 +270,18 @@ def make_app(state: State) -> web.Application:
     app.on_response_prepare.append(_set_date)
     for prefix in ("", "/hl"):
         app.router.add_post(f"{prefix}/session/create", create_session)
+        # After session/create, which the router matches first (routes match in order).
         app.router.add_get(f"{prefix}/session/{{session_id}}", get_session)
-        app.router.add_get(f"{prefix}/archive/getmanifest/{{archive_id}}", get_manifest)
-        app.router.add_get(f"{prefix}/archive/url/{{archive_id}}/{{video_id}}", get_url)
+        app.router.add_post(f"{prefix}/session/{{session_id}}", post_session)
+        # The PHP SDK POSTs every call with an empty form body; the service answered POST
+        # like GET for the manifest and the URL (protocol.md, "Archives").
+        for method in ("GET", "POST"):
+            app.router.add_route(
+                method, f"{prefix}/archive/getmanifest/{{archive_id}}", get_manifest
+            )
+            app.router.add_route(
+                method, f"{prefix}/archive/url/{{archive_id}}/{{video_id}}", get_url
+            )
         app.router.add_post(f"{prefix}/archive/delete/{{archive_id}}", delete_archive)
         app.router.add_post(f"{prefix}/archive/{{archive_id}}/stitch", stitch)
         app.router.add_post(f"{prefix}/token/validate", validate_token)

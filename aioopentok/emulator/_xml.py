@@ -25,6 +25,7 @@ __all__ = [
     "s3_error",
     "session_created",
     "session_details",
+    "session_extended",
     "token_details",
 ]
 
@@ -119,6 +120,35 @@ def session_details(info: SessionInfo) -> str:
         f"<create_dt>{info.create_dt.isoformat(sep=' ', timespec='microseconds')}</create_dt>"
         f"<properties>{props}</properties></Session></Sessions>"
     )
+
+
+#: Session properties (form fields of session/create) shown by ``session_extended``, and the
+#: element each becomes; the deprecated multiplexer/echo fields the seed mentions.
+_EXTENDED_PROPS = (
+    ("multiplexer.numOutputStreams", "numOutputStreams"),
+    ("multiplexer.switchType", "switchType"),
+    ("multiplexer.switchTimeout", "switchTimeout"),
+)
+
+
+def session_extended(info: SessionInfo) -> str:
+    """The ``POST session/<id>?extended=true`` reply (protocol.md, "Test-only endpoints").
+
+    ``Session/session_id``, ``p2p/preference`` and, when set, ``numOutputStreams``,
+    ``switchType``, ``switchTimeout``, ``echoSuppression/enabled`` (``True``/``False``).
+    """
+    parts = [
+        f"<session_id>{_text(info.session_id)}</session_id>",
+        f"<p2p><preference>{_text(info.p2p_preference)}</preference></p2p>",
+    ]
+    for field, element in _EXTENDED_PROPS:
+        if field in info.properties:
+            parts.append(f"<{element}>{_text(info.properties[field])}</{element}>")
+    echo = info.properties.get("echoSuppression.enabled")
+    if echo is not None:
+        flag = "True" if echo.strip().lower() in ("true", "1", "enabled", "yes") else "False"
+        parts.append(f"<echoSuppression><enabled>{flag}</enabled></echoSuppression>")
+    return f"<Sessions><Session>{''.join(parts)}</Session></Sessions>"
 
 
 def manifest(archive: ArchiveInfo) -> str:
