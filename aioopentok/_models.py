@@ -99,14 +99,17 @@ class StitchResult:
 
 @dataclass(frozen=True, slots=True)
 class TokenData:
-    """Every field of a decoded token. ``extra`` holds meta keys other than partner_id/sig."""
+    """Every field of a decoded token. ``extra`` holds meta keys other than partner_id/sig.
+
+    ``nonce`` is the text as signed: other SDKs wrote decimals and negative numbers there.
+    """
 
     partner_id: str
     signature: str
     session_id: str
     create_time: int
     role: Role
-    nonce: int
+    nonce: str
     expire_time: int | None = None
     connection_data: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -4,6 +4,8 @@ Strategy: the format is in protocol.md, Tokens. ``generate`` sits on every page 
 app, so the hot path is a handful of string operations around one HMAC: the keyed HMAC state is
 built once per secret and copied per token, and the session-ID check (a base64 decode) is cached.
 "now" (``create_time``) and the nonce are injectable so known-answer vectors reproduce exactly.
+Reading is liberal where the service was: any field order, and the nonce as opaque text, so
+tokens from the Ruby, PHP and Java SDKs (decimal, negative nonces) decode and verify.
 """
 
 from __future__ import annotations
@@ -257,9 +259,22 @@ def generate_token(
 
 def _int_field(fields: dict[str, str], name: str) -> int:
     value = fields.get(name)
+    # ASCII digits only: int() would also take "+1", " 1", "1_0" and non-ASCII digits.
     if value is None or not value.isdigit() or not value.isascii():
         raise InvalidTokenError(f"token field {name} is missing or not an integer")
     return int(value)
+
+
+def _form_fields(text: str, part: str) -> dict[str, str]:
+    """Parse form-encoded ``text``; a repeated key is ambiguous, so the token is invalid."""
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise InvalidTokenError("token fields are not form-encoded") from None
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise InvalidTokenError(f"token {part} repeats a field")
+    return fields
 
 
 def decode_token(token: str) -> TokenData:
@@ -277,14 +292,8 @@ def decode_token(token: str) -> TokenData:
     meta_text, sep, data = text.partition(":")
     if not sep:
         raise InvalidTokenError("token has no ':' between its signature and its data")
-    try:
-        meta = dict(parse_qsl(meta_text, keep_blank_values=True, strict_parsing=True))
-        pairs = parse_qsl(data, keep_blank_values=True, strict_parsing=True)
-    except ValueError:
-        raise InvalidTokenError("token fields are not form-encoded") from None
-    fields = dict(pairs)
-    if len(fields) != len(pairs):
-        raise InvalidTokenError("token data repeats a field")
+    meta = _form_fields(meta_text, "meta")
+    fields = _form_fields(data, "data")  # by name: any field order (protocol.md)
     partner_id = meta.pop("partner_id", None)
     signature = meta.pop("sig", None)
     if not partner_id or signature is None:
@@ -296,9 +305,12 @@ def decode_token(token: str) -> TokenData:
     if role_text not in _ROLES:
         raise InvalidTokenError(f"token role {role_text!r} is not a known role")
     create_time = _int_field(fields, "create_time")
-    nonce = _int_field(fields, "nonce")
     expire_time = _int_field(fields, "expire_time") if "expire_time" in fields else None
-    for known in ("create_time", "nonce", "expire_time"):
+    # Opaque text (protocol.md): Ruby 0.637..., PHP 1346801245.2959..., Java -1979400640.
+    nonce = fields.pop("nonce", "")
+    if not nonce:
+        raise InvalidTokenError("token has no nonce (or an empty one)")
+    for known in ("create_time", "expire_time"):
         fields.pop(known, None)
     connection_data = fields.pop("connection_data", None)
     meta.update(fields)  # unknown keys: kept, not fatal (old SDKs added sdk_version=...)

@@ -1,4 +1,4 @@
-"""Token known-answer vectors (protocol.md A and B) and validation. Pure: no I/O."""
+"""Token known-answer vectors (protocol.md A, B and C), other SDKs' tokens, validation. No I/O."""
 
 from __future__ import annotations
 
@@ -81,14 +81,14 @@ def test_decode_vector_a_gives_every_field() -> None:
         SID,
         CREATE,
         Role.PUBLISHER,
-        123456,
+        "123456",
     )
     assert data.expire_time is None and data.connection_data is None and data.extra == {}
     assert data.signature == "abaae82dff7ba5dafa48a2a936b76e9627ed47b7"
 
 
 def test_verify_uses_the_24_hour_default_lifetime_without_expire_time() -> None:
-    assert verify_token(TOKEN_A, KEY, SECRET, now=CREATE + 86399).nonce == 123456
+    assert verify_token(TOKEN_A, KEY, SECRET, now=CREATE + 86399).nonce == "123456"
     with pytest.raises(TokenExpiredError):
         verify_token(TOKEN_A, KEY, SECRET, now=CREATE + 86400)
 
@@ -99,8 +99,132 @@ def test_verify_accepts_any_field_order_and_extra_meta_keys() -> None:
     )
     token = forge(data, meta="&sdk_version=tbpy-v0.91.2011-07-21")
     decoded = verify_token(token, KEY, SECRET, now=CREATE)
-    assert decoded.role is Role.SUBSCRIBER and decoded.nonce == 7
+    assert decoded.role is Role.SUBSCRIBER and decoded.nonce == "7"
     assert decoded.extra == {"sdk_version": "tbpy-v0.91.2011-07-21"}
+
+
+# Vector C (protocol.md): a token the production service issued, made by the Ruby SDK. Its
+# secret is not public, so it is decoded only. Note `role` first and the decimal nonce.
+TOKEN_C = (
+    "T1==cGFydG5lcl9pZD00NTk3ODImc2lnPWVjNjA1YTZhNzI5MDk5MzU5NTI1YWM2ZTczNDY1ZTQ3MzEwMWFkY2Q6cm9s"
+    "ZT1tb2RlcmF0b3Imc2Vzc2lvbl9pZD0xX01YNDBOVGszT0RKLU1USTNMakF1TUM0eGZsUjFaU0JUWlhBZ01EUWdNVFE2"
+    "TlRNNk1ESWdVRVJVSURJd01USi1NQzQxTWpFeE9ERXpmZyZjcmVhdGVfdGltZT0xMzQ2ODAxMjQ1Jm5vbmNlPTAuMjUw"
+    "MTIwMTEyNzkzODkwMjQ="
+)
+SID_C = "1_MX40NTk3ODJ-MTI3LjAuMC4xflR1ZSBTZXAgMDQgMTQ6NTM6MDIgUERUIDIwMTJ-MC41MjExODEzfg"
+
+
+def test_decode_vector_c_a_production_ruby_token() -> None:
+    data = decode_token(TOKEN_C)
+    assert (data.partner_id, data.signature) == (
+        "459782",
+        "ec605a6a729099359525ac6e73465e473101adcd",
+    )
+    assert (data.role, data.session_id, data.create_time, data.nonce) == (
+        Role.MODERATOR,
+        SID_C,
+        1346801245,
+        "0.25012011279389024",
+    )
+    assert data.expire_time is None and data.connection_data is None and data.extra == {}
+    assert data.data == (
+        f"role=moderator&session_id={SID_C}&create_time=1346801245&nonce=0.25012011279389024"
+    )
+
+
+def test_verify_vector_c_with_a_guessed_secret_is_a_signature_mismatch() -> None:
+    with pytest.raises(InvalidTokenError, match="signature does not match") as info:
+        verify_token(TOKEN_C, 459782, SECRET, now=1346801246)
+    assert SECRET not in str(info.value)
+
+
+# The data strings other SDKs of the time signed (protocol.md, Tokens): the nonce is opaque
+# text and the field order is theirs. Signed here by the test secret.
+SDK_TOKENS = {
+    # Ruby `rand`, its fields in alphabetical order.
+    "ruby": forge(f"create_time={CREATE}&nonce=0.6372539268731882&role=publisher&session_id={SID}"),
+    "ruby-with-expiry-and-data": forge(
+        f"connection_data=name%3DAl+B%2Cx%3D1&create_time={CREATE}&expire_time={CREATE + 3600}"
+        f"&nonce=0.6372539268731882&role=moderator&session_id={SID}"
+    ),
+    # PHP `microtime(true) . mt_rand()`, with the SDK's sdk_version meta key.
+    "php": forge(
+        f"session_id={SID}&create_time={CREATE}&role=publisher&nonce=1346801245.29591705987126",
+        meta="&sdk_version=tbphp-v0.91.2011-07-05",
+    ),
+    # Java `Random.nextInt()`: negative half the time.
+    "java": forge(f"session_id={SID}&create_time={CREATE}&nonce=-1979400640&role=subscriber"),
+}
+SDK_NONCES = {
+    "ruby": "0.6372539268731882",
+    "ruby-with-expiry-and-data": "0.6372539268731882",
+    "php": "1346801245.29591705987126",
+    "java": "-1979400640",
+}
+
+
+@pytest.mark.parametrize("sdk", SDK_TOKENS)
+def test_tokens_of_other_sdks_verify_with_the_right_secret_only(sdk: str) -> None:
+    token = SDK_TOKENS[sdk]
+    decoded = verify_token(token, KEY, SECRET, now=CREATE + 1)
+    assert decoded == decode_token(token)
+    assert decoded.nonce == SDK_NONCES[sdk]  # exactly as signed: text, not a number
+    assert decoded.session_id == SID and decoded.create_time == CREATE
+    with pytest.raises(InvalidTokenError, match="signature does not match") as info:
+        verify_token(token, KEY, "f" * 40, now=CREATE + 1)
+    assert SECRET not in str(info.value) and "f" * 40 not in str(info.value)
+
+
+def test_a_ruby_token_keeps_its_expiry_and_connection_data_in_any_order() -> None:
+    decoded = verify_token(SDK_TOKENS["ruby-with-expiry-and-data"], KEY, SECRET, now=CREATE)
+    assert decoded.role is Role.MODERATOR
+    assert decoded.expire_time == CREATE + 3600
+    assert decoded.connection_data == "name=Al B,x=1"
+    with pytest.raises(TokenExpiredError):
+        verify_token(SDK_TOKENS["ruby-with-expiry-and-data"], KEY, SECRET, now=CREATE + 3600)
+
+
+_BASE = f"session_id={SID}&create_time={CREATE}&role=publisher"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (forge(_BASE), "no nonce"),
+        (forge(_BASE + "&nonce="), "no nonce"),
+        (forge(_BASE + "&nonce=1&nonce=2"), "repeats a field"),
+        (forge(_BASE + "&nonce=0.5&role=moderator"), "repeats a field"),
+        (forge(_BASE + "&nonce=1", meta="&sig=" + "0" * 40), "repeats"),
+        (forge(_BASE + "&nonce=1", meta="&partner_id=54321"), "repeats"),
+        (forge(f"session_id={SID}&create_time=1346801245.5&role=publisher&nonce=1"), "integer"),
+        (forge(f"session_id={SID}&create_time=+1346801245&role=publisher&nonce=1"), "integer"),
+        (forge(f"session_id={SID}&create_time=&role=publisher&nonce=1"), "integer"),
+        (forge(f"session_id={SID}&role=publisher&nonce=1"), "create_time"),
+        (forge(f"session_id={SID}&create_time=1%D9%A3&role=publisher&nonce=1"), "integer"),
+        (forge(_BASE + "&nonce=1&expire_time=soon"), "integer"),
+    ],
+    ids=[
+        "no-nonce",
+        "empty-nonce",
+        "nonce-twice",
+        "role-twice",
+        "sig-twice",
+        "partner-id-twice",
+        "decimal-create-time",
+        "signed-create-time",
+        "empty-create-time",
+        "no-create-time",
+        "arabic-indic-digit",
+        "word-expire-time",
+    ],
+)
+def test_signed_tokens_with_bad_fields_are_invalid_not_a_crash(token: str, message: str) -> None:
+    for check in (decode_token, lambda t: verify_token(t, KEY, SECRET, now=CREATE)):
+        with pytest.raises(InvalidTokenError, match=message) as info:
+            check(token)
+        # The nonce is opaque: no error may claim it has to be a number.
+        assert "nonce" not in str(info.value) or "integer" not in str(info.value)
+        assert SECRET not in str(info.value)
 
 
 def test_verify_rejects_uppercase_hex_signature() -> None:
@@ -192,7 +316,9 @@ def test_default_create_time_is_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("aioopentok._tokens.time.time", lambda: 2_000_000_000.7)
     data = decode_token(generate_token(KEY, SECRET, SID))
     assert data.create_time == 2_000_000_000
-    assert 0 <= data.nonce <= 999_999
+    # We still make an integer 0..999999 (protocol.md), written in plain decimal digits.
+    assert data.nonce.isdigit() and data.nonce == str(int(data.nonce))
+    assert 0 <= int(data.nonce) <= 999_999
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,10 @@
 Strategy: pure functions of their inputs; "now" is a parameter. The verifier mirrors what the
 service checked (../shared/protocol.md, "Tokens"): the HMAC-SHA1 is recomputed over the data
 bytes exactly as received and compared to the lowercase hex signature, so a client that
-re-encodes, reorders after signing, or writes uppercase hex is caught. This module is written
-independently of ``aioopentok._tokens`` on purpose: a shared bug would hide itself.
+re-encodes, reorders after signing, or writes uppercase hex is caught. Fields are read by
+name in any order and the nonce is opaque text, as the service read them, so the Ruby, PHP and
+Java SDKs' tokens (decimal and negative nonces) pass. This module is written independently of
+``aioopentok._tokens`` on purpose: a shared bug would hide itself.
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ def _single(fields: dict[str, list[str]], name: str) -> str:
     return values[0]
 
 
+def _seconds(text: str) -> int:
+    """Parse Unix seconds: ASCII digits only (``int`` would take "+1", " 1", "1_0", "\u0661")."""
+    if not (text.isascii() and text.isdigit()):
+        raise TokenError("Token times are not integers")
+    return int(text)
+
+
 def verify_token(token: str, api_key: str, api_secret: str, *, now: float) -> TokenInfo:
     """Check ``token`` as the service did; raise TokenError with the reason if it fails."""
     if not token.startswith("T1=="):
@@ -110,12 +119,10 @@ def verify_token(token: str, api_key: str, api_secret: str, *, now: float) -> To
     role = values["role"]
     if role not in ROLES:
         raise TokenError(f"Invalid role {role}")
-    try:
-        create_time = int(values["create_time"])
-        expire_raw = fields.get("expire_time")
-        expire_time = int(_single(fields, "expire_time")) if expire_raw else None
-    except ValueError as exc:
-        raise TokenError("Token times are not integers") from exc
+    if not values["nonce"]:  # any text, but some: an empty nonce is no nonce
+        raise TokenError("Token has no nonce")
+    create_time = _seconds(values["create_time"])
+    expire_time = _seconds(_single(fields, "expire_time")) if "expire_time" in fields else None
     effective_expiry = expire_time if expire_time is not None else create_time + _DEFAULT_LIFETIME
     if effective_expiry <= now:
         raise TokenError(f"Token expired on {effective_expiry}", expired_at=effective_expiry)
