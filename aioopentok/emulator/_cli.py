@@ -14,6 +14,7 @@ import contextlib
 import signal
 import sys
 
+from ._faults import Faults
 from ._server import Emulator
 
 __all__ = ["build_parser", "main"]
@@ -31,17 +32,39 @@ def build_parser(prog: str = "python -m aioopentok.emulator") -> argparse.Argume
     p.add_argument(
         "--video-size", type=int, default=1_000_000, metavar="BYTES", help="seeded video size"
     )
+    p.add_argument(
+        "--storage-rate",
+        type=_positive_int,
+        metavar="BYTES_PER_SEC",
+        help="cap each storage reply (connection) at this many bytes/second (default: no cap)",
+    )
+    p.add_argument(
+        "--first-byte-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="storage replies wait this long before their headers (S3's time to first byte)",
+    )
     return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
 
 
 async def _serve(args: argparse.Namespace) -> None:
     """Start, announce, and wait for a stop signal."""
+    faults = Faults(storage_rate=args.storage_rate, first_byte_delay=args.first_byte_delay)
     emu = Emulator(
         args.api_key,
         args.api_secret,
         host=args.host,
         port=args.port,
         staging=args.staging,
+        faults=faults,
         seed_archives=args.seed_archives,
         video_size=args.video_size,
     )

@@ -17,6 +17,10 @@ HOSTILE_KINDS = frozenset(
 )
 
 
+def _positive_int_or_none(value: object) -> bool:
+    return value is None or (type(value) is int and value > 0)
+
+
 @dataclass
 class Faults:
     """Misbehaviour to inject; every knob can be changed while the emulator runs.
@@ -48,6 +52,12 @@ class Faults:
             disables.
         stitch_pending: How many ``archive/<id>/stitch`` calls answer 202 before the 201.
         date_offset: Seconds added to the ``Date`` header of every reply (clock skew).
+        storage_rate: Cap, in bytes per second, on each storage reply's body (so per
+            connection: S3 caps one connection at tens of MB/s, and a client goes faster only
+            with parallel ranged requests). A reply keeps the rate it started with. ``None``
+            (the default) does not pace.
+        first_byte_delay: Seconds each storage reply waits before its status line and
+            headers (S3's time to first byte), so before its first body byte too. 0 disables.
     """
 
     fail_503: int = 0
@@ -63,9 +73,17 @@ class Faults:
     expire_urls_after_bytes: int | None = None
     stitch_pending: int = 1
     date_offset: float = 0
+    storage_rate: int | None = None
+    first_byte_delay: float = 0
 
     def __setattr__(self, name: str, value: object) -> None:
-        """Reject an unknown hostile kind where the typo is made, also at run time."""
+        """Reject a bad value where the typo is made, also at run time."""
         if name == "hostile" and value is not None and value not in HOSTILE_KINDS:
             raise ValueError(f"unknown hostile kind {value!r}")
+        if name == "storage_rate" and not _positive_int_or_none(value):
+            raise ValueError(f"storage_rate must be a positive int or None, not {value!r}")
+        if name == "first_byte_delay" and not (
+            isinstance(value, int | float) and value >= 0  # NaN fails this too
+        ):
+            raise ValueError(f"first_byte_delay must be >= 0 seconds, not {value!r}")
         super().__setattr__(name, value)

@@ -73,6 +73,7 @@ class FlvVideo:
         self._template: bytes | None = None
         self._tail: bytes | None = None
         self._digest: str | None = None
+        self._etag: str | None = None
 
     @property
     def tag_count(self) -> int:
@@ -156,5 +157,10 @@ class FlvVideo:
         return self._digest
 
     def etag(self) -> str:
-        """Return a stable quoted ETag; derived from the seed, so no full read is needed."""
-        return '"' + hashlib.sha256(self._seed + str(self.size).encode()).hexdigest()[:32] + '"'
+        """Return S3's ETag for this file: the quoted hex MD5 (streamed once, then cached)."""
+        if self._etag is None:
+            h = hashlib.md5(usedforsecurity=False)
+            for chunk in self.iter_range():
+                h.update(chunk)
+            self._etag = f'"{h.hexdigest()}"'
+        return self._etag

@@ -16,6 +16,7 @@ from aiohttp import web
 from ._app import make_app
 from ._faults import Faults
 from ._flv import FlvVideo
+from ._hashes import digests
 from ._state import ArchiveInfo, RecordedRequest, SessionInfo, State, VideoSpec
 
 __all__ = ["Emulator"]
@@ -211,8 +212,18 @@ class Emulator:
         return video.flv
 
     def video_digest(self, archive_id: str, video_id: str) -> str:
-        """Return the SHA-256 hex digest of a video's full FLV bytes (computed once)."""
-        return self._video(archive_id, video_id).digest()
+        """Return the SHA-256 hex digest of a video's full FLV bytes (computed once).
+
+        The same pass computes the MD5 the storage ``ETag`` carries, so the first download
+        of the video does not wait for it.
+        """
+        key = (archive_id, video_id)
+        return digests(self._state, key, self._video(archive_id, video_id))[0]
+
+    def video_md5(self, archive_id: str, video_id: str) -> str:
+        """Return the hex MD5 of a video's bytes: its storage ``ETag`` without the quotes."""
+        key = (archive_id, video_id)
+        return digests(self._state, key, self._video(archive_id, video_id))[1]
 
     def video_bytes(
         self, archive_id: str, video_id: str, start: int = 0, end: int | None = None

@@ -8,6 +8,7 @@ HMAC key (never the API secret), carry a serial number so every issued URL is di
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -111,6 +112,10 @@ class State:
     # Bookkeeping for the storage fault knobs.
     cut_done: set[tuple[str, int]] = field(default_factory=set)
     url_bytes: dict[str, int] = field(default_factory=dict)
+    # Whole-file hashes by (archive id, file name or video id), filled lazily by ``_hashes``.
+    sha256: dict[tuple[str, str], str] = field(default_factory=dict)
+    md5: dict[tuple[str, str], str] = field(default_factory=dict)
+    md5_pending: dict[tuple[str, str], asyncio.Future[str]] = field(default_factory=dict)
     _url_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     _url_serial: int = 0
 

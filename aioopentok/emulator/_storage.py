@@ -5,6 +5,11 @@ leak, see ``_app``); the signed query string is the only credential. Bodies are 
 ``FlvVideo.iter_range`` in ~1 MiB memoryview slices, straight into ``StreamResponse.write``,
 so memory stays flat and the emulator is not the bottleneck of a download benchmark.
 
+Faults ``storage_rate`` and ``first_byte_delay`` make it behave like S3 seen from one
+client: each reply is paced by its own token bucket (``_pace``) in writes of 64-256 KiB, and
+waits before its headers as S3's time to first byte. The ``ETag`` is the quoted hex MD5 of the
+file, as S3's for a single-part upload (computed once per video, see ``_hashes``).
+
 Measured on loopback, 1 GiB video, emulator alone in its own process (2-core VM):
 ``curl -s -o /dev/null -w '%{speed_download}' URL`` 2.5-3.2 GB/s; an aiohttp client in another
 process 3.2-3.4 GB/s (4.1 GB/s curl and 2.0 GB/s aiohttp when sharing the emulator's event loop).
@@ -12,11 +17,15 @@ process 3.2-3.4 GB/s (4.1 GB/s curl and 2.0 GB/s aiohttp when sharing the emulat
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterator
 
 from aiohttp import web
 
 from ._flv import FlvVideo
+from ._hashes import etag
+from ._pace import TokenBucket, write_size
 from ._state import State
 from ._xml import s3_error
 
@@ -60,6 +69,17 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.Response(status=status, text=s3_error(code, message), content_type="application/xml")
 
 
+def _paced(chunks: Iterator[memoryview], rate: int | None) -> Iterator[memoryview]:
+    """Split ``chunks`` into the write size of ``rate`` (unchanged when not paced)."""
+    if rate is None:
+        yield from chunks
+        return
+    size = write_size(rate)
+    for chunk in chunks:
+        for i in range(0, len(chunk), size):
+            yield chunk[i : i + size]
+
+
 def _find_video(state: State, api_key: str, archive_id: str, name: str) -> FlvVideo | None:
     """Map a storage path to the video it names (or the archive's stitched file)."""
     archive = state.archives.get(archive_id)
@@ -93,7 +113,7 @@ async def handle_storage(request: web.Request, state: State) -> web.StreamRespon
     total = flv.size
     headers = {
         "Accept-Ranges": "bytes",
-        "ETag": flv.etag(),
+        "ETag": await etag(state, (info["archive_id"], info["name"]), flv),
         "Content-Type": "video/mp4" if info["name"] == STITCHED_NAME else "video/x-flv",
     }
     try:
@@ -110,6 +130,8 @@ async def handle_storage(request: web.Request, state: State) -> web.StreamRespon
         resp.enable_chunked_encoding()
     else:
         resp.content_length = end - start
+    if faults.first_byte_delay > 0:
+        await asyncio.sleep(faults.first_byte_delay)  # S3's time to first byte
     try:
         await resp.prepare(request)
     except ConnectionError:
@@ -126,8 +148,15 @@ async def handle_storage(request: web.Request, state: State) -> web.StreamRespon
         state.cut_done.add(cut_key)
     signature = request.query.get("Signature", "")
     sent = 0
+    rate = faults.storage_rate  # read once: a reply keeps the rate it started with
+    loop = asyncio.get_running_loop()
+    bucket = None if rate is None else TokenBucket(rate, write_size(rate), loop.time())
     try:
-        for chunk in flv.iter_range(start, end):
+        for chunk in _paced(flv.iter_range(start, end), rate):
+            if bucket is not None:
+                wait = bucket.take(len(chunk), loop.time())
+                if wait > 0:
+                    await asyncio.sleep(wait)
             if cut is not None and sent + len(chunk) > cut:
                 chunk = chunk[: cut - sent]
             await resp.write(chunk)
