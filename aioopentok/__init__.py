@@ -7,7 +7,6 @@ through one shared aiohttp connection pool. See README.md for a tour.
 from __future__ import annotations
 
 from ._client import DEFAULT_DOWNLOAD_TIMEOUT, DEFAULT_TIMEOUT, PRODUCTION_URL, STAGING_URL, Client
-from ._download import DownloadResult, ProgressCallback
 from ._errors import (
     APIError,
     AuthError,
@@ -38,6 +37,7 @@ from ._models import (
 from ._retry import RetryPolicy
 from ._tokens import decode_token, generate_token, verify_token
 from ._version import __version__
+from .download import DownloadResult, ProgressCallback
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",

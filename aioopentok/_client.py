@@ -1,9 +1,12 @@
-"""The Client: the one place that awaits HTTP (``_transport`` maps aiohttp's errors to ours).
+"""The Client: API calls over one transport, and the narrow link downloads reach storage by.
 
-Strategy: every public coroutine is "build a Request (``_protocol``), ``_send`` it, parse the
-Reply (``_protocol``)". ``_send`` owns the request path: the shared connection pool, timeouts,
-retries of idempotent calls, the bounded read of replies, clock-skew learning and the debug log.
-Downloads (``_download``) reach storage through ``_open_storage``, which lends them the same pool.
+Strategy: every public coroutine is "build a Request (``_requests``), ``_send`` it, parse the
+Reply (``_replies``)". ``_send`` owns the request path: timeouts, retries of idempotent calls,
+the bounded (and bounded-inflating) read of replies, clock-skew learning and the debug log.
+Every byte goes through ``self.transport`` (``_http.Transport``; by default aiohttp, see
+``_transport``), API calls and storage GETs alike. Downloads (``download/``) get a
+``_StorageLink``: send a storage request, sign a fresh URL, sleep, the retry policy and the
+Client-wide storage-connection budget; they never see the Client itself.
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ import random
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import aiohttp
 
-from . import _download
-from . import _protocol as proto
+from . import _replies as rep
+from . import _requests as req
+from . import download as dl
 from ._clock import ClockSkew
 from ._errors import (
     ConnectError,
@@ -31,18 +35,12 @@ from ._errors import (
     RequestError,
     RequestTimeoutError,
 )
+from ._http import HTTPRequest, HTTPResponse, Transport
+from ._inflate import ACCEPT_ENCODING, BoundedBody
 from ._models import Archive, P2PPreference, Role, Session, StitchResult
 from ._retry import NO_RETRY, RetryPolicy
 from ._tokens import TokenSigner
-from ._transport import (
-    StorageResponse,
-    base_url,
-    open_storage,
-    read_capped,
-    safe_url,
-    translate,
-    user_agent_header,
-)
+from ._transport import AiohttpTransport, base_url, safe_url, user_agent_header
 from ._xml import MAX_XML_BYTES
 
 __all__ = [
@@ -51,7 +49,6 @@ __all__ = [
     "PRODUCTION_URL",
     "STAGING_URL",
     "Client",
-    "StorageResponse",
 ]
 
 PRODUCTION_URL = "https://api.opentok.com/hl"
@@ -59,8 +56,33 @@ STAGING_URL = "https://staging.tokbox.com/hl"
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=10)  # as the original Python SDK
 # Downloads of gigabytes have no total cap, only a connect and a per-read limit.
 DEFAULT_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+#: Storage connections open at once across all downloads of one Client.
+DEFAULT_MAX_STORAGE_CONNECTIONS = 32
 
 logger = logging.getLogger("aioopentok")
+
+
+class _StorageLink:
+    """What a download may do through the Client: nothing more (see ``download.StorageLink``)."""
+
+    def __init__(self, client: Client) -> None:
+        self.retry = client.retry
+        self.slots = client._storage_slots
+        self._client = client
+
+    async def sign(self, archive_id: str, video_id: str, token: str) -> str:
+        return await self._client.download_archive_url(archive_id, video_id, token)
+
+    async def open(
+        self, url: str, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout | None
+    ) -> HTTPResponse:
+        return await self._client._open_storage(url, headers, timeout)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._client._sleep(seconds)
+
+    def jitter(self) -> float:
+        return self._client._jitter()
 
 
 class Client:
@@ -71,8 +93,12 @@ class Client:
         api_secret: the partner secret; never shown in a repr, an error or a log line.
         api_url: the base URL every path is appended to: ``PRODUCTION_URL``, ``STAGING_URL``,
             an emulator's or a proxy's.
-        session: an ``aiohttp.ClientSession`` to borrow; it is never closed by us. Without one
-            the Client makes its own session and ``TCPConnector`` on first use.
+        session: an ``aiohttp.ClientSession`` to borrow: its connection pool is shared, never
+            closed by us, and none of its defaults (``raise_for_status``, default headers,
+            cookies, ``auth``) apply to our requests. Without one the Client makes its own pool
+            on first use.
+        transport: what sends the HTTP (an ``aioopentok.Transport``, such as
+            ``aioopentok.testing.MockTransport``); not with ``session`` or the pool options.
         timeout: API calls' ``aiohttp.ClientTimeout`` (default: 10 s total).
         download_timeout: storage reads' timeout (default: no total, 10 s connect, 60 s read).
         retry: a ``RetryPolicy``, or an int number of retries (default 3; 0 disables). Only
@@ -82,10 +108,14 @@ class Client:
         retry_create_session: retry ``create_session`` too. Off by default: when a reply is lost,
             a retried create can make a second session. A connection that was never made
             (``ConnectError``) is retried for every call: nothing was sent.
+        connections, part_size: downloads' defaults: ranged connections per video, and the
+            bytes each range request asks for (see ``download_video``).
+        max_storage_connections: storage connections open at once across every download of
+            this Client (default 32).
         limit, limit_per_host: the connector's connection limits (ignored with ``session``).
         proxy, proxy_headers, trust_env: as in aiohttp. ``proxy_headers`` (e.g. a
             ``Proxy-Authorization``) go on the CONNECT of https targets such as the production
-            URL (aiohttp 3.14 deprecates ``BasicAuth``); ``trust_env`` reads HTTP(S)_PROXY.
+            URL; ``trust_env`` reads HTTP(S)_PROXY.
         user_agent: a suffix appended to the ``User-Agent`` header.
         sleep: the coroutine used to wait between retries (tests inject a fake).
     """
@@ -97,10 +127,14 @@ class Client:
         *,
         api_url: str = PRODUCTION_URL,
         session: aiohttp.ClientSession | None = None,
+        transport: Transport | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
         download_timeout: aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | int | None = None,
         retry_create_session: bool = False,
+        connections: int = dl.DEFAULT_CONNECTIONS,
+        part_size: int = dl.DEFAULT_PART_SIZE,
+        max_storage_connections: int = DEFAULT_MAX_STORAGE_CONNECTIONS,
         limit: int = 100,
         limit_per_host: int = 0,
         proxy: str | None = None,
@@ -110,27 +144,53 @@ class Client:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._closed = False  # first, so __del__ works whatever fails below
-        self._session: aiohttp.ClientSession | None = session
-        self._owns_session = session is None
+        self._aiohttp: AiohttpTransport | None = None
         self._signer = TokenSigner(api_key, api_secret)
-        self._partner_auth = proto.Secret(f"{self._signer.api_key}:{api_secret}")
+        self._partner_auth = req.Secret(f"{self._signer.api_key}:{api_secret}")
         self.api_url = base_url(api_url)
+        if transport is not None:
+            if session is not None or proxy is not None or proxy_headers or trust_env:
+                raise InvalidArgumentError(
+                    "transport= sends the requests itself: pass it without session= or proxy "
+                    "options"
+                )
+            if not isinstance(transport, Transport):
+                raise InvalidArgumentError(
+                    f"transport must have an async send(request) method, not {transport!r}"
+                )
+            self.transport: Transport = transport
+        else:
+            self._aiohttp = AiohttpTransport(
+                session=session,
+                limit=limit,
+                limit_per_host=limit_per_host,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+                trust_env=trust_env,
+            )
+            self.transport = self._aiohttp
         self.timeout = timeout or DEFAULT_TIMEOUT
         self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
         if retry is None or isinstance(retry, int):
             retry = RetryPolicy(retries=3 if retry is None else retry)
         self.retry = retry
         self._retry_create = retry_create_session
-        if limit < 0 or limit_per_host < 0:
-            raise InvalidArgumentError("connection limits must be >= 0 (0 means no limit)")
-        self._limit = (limit, limit_per_host)
-        self._proxy = proxy
-        self._proxy_headers = dict(proxy_headers) if proxy_headers else None
-        self._trust_env = trust_env
+        self._download_defaults = dl.check_segmenting(connections, part_size)
+        if (
+            isinstance(max_storage_connections, bool)
+            or not isinstance(max_storage_connections, int)
+            or max_storage_connections < 1
+        ):
+            raise InvalidArgumentError(
+                f"max_storage_connections must be an int >= 1, not {max_storage_connections!r}"
+            )
+        self.max_storage_connections = max_storage_connections
+        self._storage_slots = asyncio.Semaphore(max_storage_connections)
         self.user_agent = user_agent_header(user_agent)
         self._sleep = sleep
         self._jitter = random.random
         self._clock = ClockSkew()
+        self._link = _StorageLink(self)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -151,26 +211,22 @@ class Client:
 
     @property
     def http_session(self) -> aiohttp.ClientSession:
-        """The ``aiohttp.ClientSession`` every call uses (created on first use if not borrowed)."""
+        """The ``aiohttp.ClientSession`` whose pool every call uses (borrowed, or ours)."""
+        self._check_open()
+        if self._aiohttp is None:
+            raise RuntimeError("this Client sends through a custom transport, not aiohttp")
+        return self._aiohttp.session
+
+    def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this aioopentok.Client is closed; make a new one")
-        if self._session is None:
-            limit, per_host = self._limit
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=self._trust_env)
-            # aiohttp (3.9.4+) resends a GET once, at once, after a reset; our RetryPolicy owns
-            # retries, so that every retry is counted and backed off, and ``retry=0`` means one
-            # try. A borrowed session keeps its owner's setting.
-            if hasattr(self._session, "_retry_connection"):
-                self._session._retry_connection = False
-        return self._session
 
     async def close(self) -> None:
         """Close the connection pool we own (a borrowed session stays open). Idempotent."""
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        close = getattr(self.transport, "aclose", None)
+        if close is not None:
+            await close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -184,28 +240,32 @@ class Client:
         await self.close()
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        session = getattr(self, "_session", None)
-        if session is not None and self._owns_session and not session.closed:
+        transport = getattr(self, "_aiohttp", None)
+        if transport is None or getattr(self, "_closed", True):
+            return
+        if transport.owns_pool:
             _warn(
                 f"unclosed {self!r}: use 'async with' or 'await client.close()'",
                 ResourceWarning,
                 source=self,
             )
+        else:
+            transport.detach_borrowed()  # the pool is the lender's: nothing of ours to close
 
     @property
     def clock_offset(self) -> float:
         """Server clock minus local clock in seconds, learned from replies' ``Date`` headers."""
         return self._clock.offset
 
-    # --- transport --------------------------------------------------------------------------
+    # --- sending ----------------------------------------------------------------------------
 
     async def _send(
         self,
-        request: proto.Request,
+        request: req.Request,
         timeout: aiohttp.ClientTimeout | None,
         *,
         force_retry: bool = False,
-    ) -> proto.Reply:
+    ) -> rep.Reply:
         """Send a request, retrying idempotent ones as the policy allows; return the last reply."""
         policy = self.retry if request.idempotent or force_retry else NO_RETRY
         attempt = lost = 0
@@ -227,11 +287,11 @@ class Client:
             else:
                 delay = None
                 if reply.status in policy.statuses and attempt < policy.retries:
-                    retry_after = proto.retry_after_of(reply.headers)
+                    retry_after = rep.retry_after_of(reply.headers)
                     delay = policy.delay(attempt, retry_after, self._jitter())
                 if delay is None:  # final: no retry left, or a pause longer than we wait
                     if lost:
-                        return proto.Reply(reply.status, reply.headers, reply.body, lost)
+                        return rep.Reply(reply.status, reply.headers, reply.body, lost)
                     return reply
                 reason = f"HTTP {reply.status}"
             attempt += 1
@@ -245,57 +305,59 @@ class Client:
             )
             await self._sleep(delay)
 
-    async def _send_once(
-        self, request: proto.Request, timeout: aiohttp.ClientTimeout
-    ) -> proto.Reply:
-        url = self.api_url + request.path
-        headers = {**request.headers, "User-Agent": self.user_agent}
+    async def _send_once(self, request: req.Request, timeout: aiohttp.ClientTimeout) -> rep.Reply:
+        self._check_open()
+        headers = {
+            **request.headers,
+            "User-Agent": self.user_agent,
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        where = f"{request.method} {request.path}"
         started = time.perf_counter()
         status: int | str = "error"
         try:
-            async with self.http_session.request(
-                request.method,
-                url,
-                data=request.body or None,
-                headers=headers,
-                timeout=timeout,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers,
-                allow_redirects=False,  # our auth headers must never follow a redirect
-            ) as response:
-                status = response.status
-                body = await read_capped(
-                    response, MAX_XML_BYTES, f"{request.method} {request.path}"
+            response = await self.transport.send(
+                HTTPRequest(
+                    request.method, self.api_url + request.path, headers, request.body, timeout
                 )
-                self._clock.observe(response.headers.get("Date"), time.time())
-                return proto.Reply(status, response.headers, body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate(exc, f"{request.method} {safe_url(url)}") from exc
+            )
+            try:
+                status = response.status
+                body = BoundedBody(
+                    response.headers.get("Content-Encoding"), MAX_XML_BYTES, where, status
+                )
+                length = response.headers.get("Content-Length", "")
+                if length.isdigit() and "Content-Encoding" not in response.headers:
+                    body.check_length(int(length))  # refuse at once, before reading any of it
+                async for chunk in response:
+                    body.feed(chunk)
+                data = body.finish()
+            finally:
+                await response.aclose()
+            self._clock.observe(response.headers.get("Date"), time.time())
+            return rep.Reply(status, response.headers, data)
         finally:
             if logger.isEnabledFor(logging.DEBUG):
                 elapsed = (time.perf_counter() - started) * 1000
-                logger.debug(
-                    "%s %s -> %s in %.1f ms", request.method, request.path, status, elapsed
-                )
+                logger.debug("%s -> %s in %.1f ms", where, status, elapsed)
 
-    def _open_storage(
-        self,
-        url: str,
-        *,
-        start: int = 0,
-        end: int | None = None,
-        timeout: aiohttp.ClientTimeout | None = None,
-    ) -> AbstractAsyncContextManager[StorageResponse]:
-        """GET a signed storage URL through the shared pool, without OpenTok auth."""
-        return open_storage(
-            self.http_session,
-            url,
-            start=start,
-            end=end,
-            timeout=timeout or self.download_timeout,
-            user_agent=self.user_agent,
-            proxy=self._proxy,
-            proxy_headers=self._proxy_headers,
+    async def _open_storage(
+        self, url: str, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout | None
+    ) -> HTTPResponse:
+        """GET a signed storage URL through the transport: only our headers, no OpenTok auth.
+
+        Always a GET: a signed storage URL is signed for one method (S3 refuses a HEAD on a URL
+        signed for GET), and protocol.md fetches the FLV "with a plain GET" and no OpenTok auth
+        header: the token must not travel to the storage host (protocol.md, Archives).
+        """
+        self._check_open()
+        sent = {
+            **headers,
+            "User-Agent": self.user_agent,
+            "Accept-Encoding": "identity",  # FLV bytes as stored; Range offsets count them
+        }
+        return await self.transport.send(
+            HTTPRequest("GET", url, sent, timeout=timeout or self.download_timeout, stream=True)
         )
 
     # --- the API ----------------------------------------------------------------------------
@@ -320,11 +382,11 @@ class Client:
             InvalidArgumentError: a bad location or property, before any I/O.
             AuthError: bad credentials. RequestError, ServerError, ResponseError: see the README.
         """
-        request = proto.create_session_request(
+        request = req.create_session_request(
             self._partner_auth, location, p2p_preference, properties, api_key=self.api_key
         )
         reply = await self._send(request, timeout, force_retry=self._retry_create)
-        return proto.parse_session(reply)
+        return rep.parse_session(reply)
 
     def generate_token(
         self,
@@ -352,8 +414,8 @@ class Client:
         Raises:
             NotFoundError: no such archive, or the token is not a moderator's.
         """
-        request = proto.manifest_request(archive_id, token)
-        return proto.parse_manifest(await self._send(request, timeout))
+        request = req.manifest_request(archive_id, token)
+        return rep.parse_manifest(await self._send(request, timeout))
 
     async def download_archive_url(
         self,
@@ -364,8 +426,8 @@ class Client:
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> str:
         """Return the signed storage URL of one video (it expires, typically in an hour)."""
-        request = proto.video_url_request(archive_id, video_id, token)
-        return proto.parse_archive_url(await self._send(request, timeout))
+        request = req.video_url_request(archive_id, video_id, token)
+        return rep.parse_archive_url(await self._send(request, timeout))
 
     async def delete_archive(
         self, archive_id: str, token: str, *, timeout: aiohttp.ClientTimeout | None = None
@@ -377,9 +439,9 @@ class Client:
         either way. A 404 on the first try, or after tries that never connected
         (``ConnectError``), raises ``NotFoundError``.
         """
-        reply = await self._send(proto.delete_archive_request(archive_id, token), timeout)
+        reply = await self._send(req.delete_archive_request(archive_id, token), timeout)
         try:
-            proto.parse_delete(reply)
+            rep.parse_delete(reply)
         except NotFoundError:
             if not reply.lost_replies:
                 raise
@@ -389,9 +451,97 @@ class Client:
         self, archive_id: str, *, timeout: aiohttp.ClientTimeout | None = None
     ) -> StitchResult:
         """Ask for one MP4 of up to four streams: ready with its URL, or still processing."""
-        request = proto.stitch_request(self._partner_auth, archive_id)
-        return proto.parse_stitch(await self._send(request, timeout))
+        request = req.stitch_request(self._partner_auth, archive_id)
+        return rep.parse_stitch(await self._send(request, timeout))
 
-    # Downloads live in ``_download``; as methods they take this client as their first argument.
-    download_video = _download.download_video
-    download_archive = _download.download_archive
+    # --- downloads (download/) ---------------------------------------------------------------
+
+    async def download_video(
+        self,
+        archive_id: str,
+        video_id: str,
+        token: str,
+        dest: str | Path,
+        *,
+        connections: int | None = None,
+        part_size: int | None = None,
+        chunk_size: int = dl.DEFAULT_CHUNK_SIZE,
+        progress: dl.ProgressCallback | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        checksum: bool = True,
+    ) -> dl.DownloadResult:
+        """Stream one video to ``dest`` (a file path, or an existing directory: ``<video_id>.flv``).
+
+        Bytes go to ``<final>.part``; the final name appears only once the file is complete,
+        verified (size, FLV header) and fsynced. A video larger than ``part_size`` is fetched
+        over up to ``connections`` ranged requests at once (within the Client's
+        ``max_storage_connections``); which ranges are complete is kept beside the ``.part``
+        (``.part.ranges``), so a later call fetches only what is missing. An existing final file
+        of the right size is skipped. Failures raise; the ``.part`` stays only when it holds
+        bytes a resume can use.
+
+        Args:
+            connections: ranged connections for this video (default: the Client's, 8).
+            part_size: bytes per range request (default: the Client's, 8 MiB).
+            chunk_size: bytes per write (and the most read from the network per await).
+            progress: ``progress(video_id, done, total)`` as bytes arrive.
+            timeout: storage requests' ``aiohttp.ClientTimeout`` (default: the client's
+                ``download_timeout``). API calls use the client's ``timeout``.
+            checksum: compute the SHA-256 in file order (``DownloadResult.sha256``).
+
+        Raises:
+            InvalidArgumentError: a bad ID, token or option, before any I/O.
+            DiskError: the disk is full or not writable (an ``OSError`` too).
+            DownloadError: the file failed verification, or storage kept failing; its
+                ``status``, ``code`` and ``message`` say what storage answered.
+            APIError, RequestError: from the API call that signs the URL.
+        """
+        options = dl.check_options(
+            self._download_defaults, connections, part_size, chunk_size, progress, timeout,
+            checksum,
+        )
+        return await dl.download_video(self._link, archive_id, video_id, token, dest, options)
+
+    async def download_archive(
+        self,
+        archive_id: str,
+        token: str,
+        dest_dir: str | Path,
+        *,
+        concurrency: int = 4,
+        connections: int | None = None,
+        part_size: int | None = None,
+        chunk_size: int = dl.DEFAULT_CHUNK_SIZE,
+        progress: dl.ProgressCallback | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
+        checksum: bool = True,
+    ) -> list[dl.DownloadResult]:
+        """Download every video of an archive into ``dest_dir`` (created if missing).
+
+        The manifest is fetched first; then the videos go, at most ``concurrency`` at once,
+        through the client's one pool. A second run into the same directory skips finished
+        files (by size) and resumes ``.part`` files. Options are as for ``download_video``.
+
+        Returns:
+            One ``DownloadResult`` per distinct video ID, in manifest order. A video's failure
+            does not raise: it is in that result's ``error`` (``ok`` is False), the others go
+            on. An ID that is unsafe as a file name fails with ``InvalidArgumentError`` and
+            nothing is written.
+
+        Raises:
+            InvalidArgumentError: a bad ID, token or option, before any I/O.
+            APIError, RequestError, ResponseError: the manifest could not be fetched.
+            DiskError: ``dest_dir`` cannot be created.
+        """
+        options = dl.check_options(
+            self._download_defaults, connections, part_size, chunk_size, progress, timeout,
+            checksum,
+        )
+        archive_id = req.check_id(archive_id, "archive_id")
+        token = req.check_token(token)
+        concurrency = dl.check_concurrency(concurrency)
+        dl.as_path(dest_dir, "dest_dir")
+        manifest = await self.get_archive_manifest(archive_id, token)
+        return await dl.download_archive(
+            self._link, manifest, token, dest_dir, concurrency, options
+        )

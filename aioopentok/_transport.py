@@ -1,9 +1,13 @@
-"""Transport glue: the one place aiohttp's exceptions become ours, and bounded body reads.
+"""The default transport, on aiohttp: the one module that calls aiohttp's request API.
 
-Strategy: the Client awaits HTTP through aiohttp; whatever aiohttp or asyncio raise about the
-transport goes through ``translate`` (with ``raise ... from exc``), and our auth headers are
-blanked from anything that rides along as the cause. Storage bodies are lent to ``_transfer``
-as a ``StorageResponse`` whose reads translate errors too.
+Strategy: ``AiohttpTransport.send`` turns an ``HTTPRequest`` into one aiohttp request and the
+reply into an ``HTTPResponse``; whatever aiohttp or asyncio raise about the transport goes
+through ``translate`` (``raise ... from exc``), with our auth headers blanked from anything that
+rides along as the cause. Requests go through a ``ClientSession`` of ours even when the caller
+lends one: ours runs on the lent session's connector (the same pool) but with none of its
+defaults, so an app's ``raise_for_status=True``, default headers (its own ``Authorization``),
+cookies or ``auth=`` never change a retry or reach the storage host; and automatic
+decompression is off, so reply caps are ours to enforce (``_inflate``).
 """
 
 from __future__ import annotations
@@ -11,13 +15,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from . import _protocol as proto
 from ._errors import (
     ConnectError,
     InvalidArgumentError,
@@ -25,24 +27,18 @@ from ._errors import (
     RequestTimeoutError,
     ResponseError,
 )
+from ._http import HTTPRequest, HTTPResponse
+from ._requests import PARTNER_AUTH, TOKEN_AUTH
 from ._version import __version__
 
-__all__ = [
-    "StorageResponse",
-    "base_url",
-    "open_storage",
-    "read_capped",
-    "safe_url",
-    "translate",
-    "user_agent_header",
-]
+__all__ = ["AiohttpTransport", "base_url", "safe_url", "translate", "user_agent_header"]
 
 logger = logging.getLogger("aioopentok")
 # aiohttp pauses reading a socket once 2x its read buffer is queued (default 64 KiB). For a
 # gigabyte body that meant a pause/resume (two epoll syscalls) every few reads; 4 MiB measured
 # 1.6 s instead of 2.0 s of client CPU per GiB (benchmarks/README.md) and bounds memory at 8 MiB.
 STORAGE_READ_BUFSIZE = 4 * 1024 * 1024
-_AUTH_HEADERS = (proto.PARTNER_AUTH, proto.TOKEN_AUTH)
+_AUTH_HEADERS = (PARTNER_AUTH, TOKEN_AUTH)
 
 
 def base_url(api_url: object) -> str:
@@ -100,93 +96,153 @@ def translate(exc: BaseException, where: str) -> RequestError | ResponseError:
     return RequestError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-class StorageResponse:
-    """A storage reply lent to ``_download``: status, headers, and a body read in chunks."""
+class _Body:
+    """An aiohttp reply body as an async iterator; ``aclose`` frees the connection.
+
+    A class, not an async generator: a generator never started would never run its
+    ``finally``, and the connection of a reply whose body nobody read would leak.
+    """
 
     def __init__(self, response: aiohttp.ClientResponse, where: str) -> None:
-        self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
         self._response = response
         self._where = where
+        self._done = False
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Yield the body as it arrives, without joining buffers; transport errors become ours."""
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
         content = self._response.content
         while True:
             try:
                 chunk, end_of_http_chunk = await content.readchunk()
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self._done = True
+                self._response.close()
                 raise translate(exc, self._where) from exc
             if chunk:
-                yield chunk
-            elif not end_of_http_chunk:  # (b"", True) only marks an HTTP chunk's end
-                return
+                return chunk
+            if not end_of_http_chunk:  # (b"", True) only marks an HTTP chunk's end
+                self._done = True
+                self._response.release()  # read to the end: the connection goes back
+                raise StopAsyncIteration
 
-    async def read_capped(self, cap: int = 64 * 1024) -> bytes:
-        """Read at most ``cap`` bytes of the body (for error replies)."""
-        try:
-            return await self._response.content.read(cap)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate(exc, self._where) from exc
-
-
-async def read_capped(response: aiohttp.ClientResponse, cap: int, where: str) -> bytes:
-    """Read a whole reply body, refusing (promptly, in bounded memory) more than ``cap`` bytes."""
-    length = response.content_length
-    if length is not None:
-        if length > cap:
-            raise ResponseError(
-                f"{where}: reply of {length} bytes is over the {cap}-byte cap",
-                status=response.status,
-            )
-        if "Content-Encoding" not in response.headers:  # framed and uncompressed: bounded
-            return await response.read()
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await response.content.read(64 * 1024):
-        size += len(chunk)
-        if size > cap:
-            raise ResponseError(
-                f"{where}: reply is over the {cap}-byte cap", status=response.status
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+    async def aclose(self) -> None:
+        if not self._done:
+            self._done = True
+            self._response.close()  # body unread: the connection cannot be reused
 
 
-@asynccontextmanager
-async def open_storage(
-    http: aiohttp.ClientSession,
-    url: str,
-    *,
-    start: int,
-    end: int | None,
-    timeout: aiohttp.ClientTimeout,
-    user_agent: str,
-    proxy: str | None,
-    proxy_headers: Mapping[str, str] | None,
-) -> AsyncIterator[StorageResponse]:
-    """GET a signed storage URL from byte ``start`` (to ``end`` inclusive, if given).
+class AiohttpTransport:
+    """The default ``Transport``: one aiohttp connection pool, ours or borrowed.
 
-    Always a GET: a signed storage URL is signed for one method (S3 refuses a HEAD on a URL
-    signed for GET), and protocol.md fetches the FLV "with a plain GET". Only ``User-Agent``
-    and ``Range`` go there, never an OpenTok auth header: the token must not travel to the
-    storage host (protocol.md, Archives).
+    Args:
+        session: an ``aiohttp.ClientSession`` to borrow: its connector (pool) is shared, its
+            defaults are not, and it is never closed by us.
+        limit, limit_per_host: the pool's limits when we make our own.
+        proxy, proxy_headers, trust_env: as in aiohttp.
     """
-    where = f"GET {safe_url(url)}"
-    headers = {"User-Agent": user_agent}
-    if start or end is not None:
-        headers["Range"] = f"bytes={start}-{'' if end is None else end}"
-    try:
-        async with http.get(
-            url,
-            headers=headers,
-            timeout=timeout,
-            proxy=proxy,
-            proxy_headers=proxy_headers,
-            auto_decompress=False,  # FLV bytes as stored; Range offsets count stored bytes
-            read_bufsize=STORAGE_READ_BUFSIZE,
-        ) as response:
-            logger.debug("%s -> %s", where, response.status)
-            yield StorageResponse(response, where)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise translate(exc, where) from exc
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        limit: int = 100,
+        limit_per_host: int = 0,
+        proxy: str | None = None,
+        proxy_headers: Mapping[str, str] | None = None,
+        trust_env: bool = False,
+    ) -> None:
+        if limit < 0 or limit_per_host < 0:
+            raise InvalidArgumentError("connection limits must be >= 0 (0 means no limit)")
+        self._borrowed = session
+        self._limits = (limit, limit_per_host)
+        self._proxy = proxy
+        self._proxy_headers = dict(proxy_headers) if proxy_headers else None
+        self._trust_env = trust_env
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The ``ClientSession`` that owns the pool: the borrowed one, or ours."""
+        if self._borrowed is not None:
+            return self._borrowed
+        return self._own_session()
+
+    def _own_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this aioopentok transport is closed")
+        if self._session is None:
+            if self._borrowed is not None:
+                if self._borrowed.closed:
+                    raise RuntimeError("the aiohttp.ClientSession lent to aioopentok is closed")
+                connector = self._borrowed.connector
+                owner = False
+            else:
+                limit, per_host = self._limits
+                connector = aiohttp.TCPConnector(limit=limit, limit_per_host=per_host)
+                owner = True
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                connector_owner=owner,
+                cookie_jar=aiohttp.DummyCookieJar(),  # no cookies in, none out
+                auto_decompress=False,  # our cap bounds the inflating (_inflate)
+                trust_env=self._trust_env,
+            )
+            # aiohttp (3.9.4+) resends a GET once, at once, after a reset; our RetryPolicy owns
+            # retries, so that every retry is counted and backed off, and ``retry=0`` means one
+            # try.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
+        return self._session
+
+    @property
+    def connector(self) -> aiohttp.BaseConnector | None:
+        """The connection pool every request goes through."""
+        return self._own_session().connector
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        """Send one request; the body is read through the returned response."""
+        where = f"{request.method} {safe_url(request.url)}"
+        session = self._own_session()
+        try:
+            response = await session.request(
+                request.method,
+                request.url,
+                data=request.body or None,
+                headers=dict(request.headers),
+                timeout=request.timeout or session.timeout,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
+                allow_redirects=False,  # our auth headers must never follow a redirect
+                raise_for_status=False,
+                read_bufsize=STORAGE_READ_BUFSIZE if request.stream else None,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate(exc, where) from exc
+        logger.debug("%s -> %s", where, response.status)
+        return HTTPResponse(response.status, response.headers, _Body(response, where))
+
+    async def aclose(self) -> None:
+        """Close our session; a borrowed session's pool stays open. Idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is None:
+            return
+        if self._borrowed is not None:
+            session.detach()  # the pool is the lender's
+        else:
+            await session.close()
+
+    def detach_borrowed(self) -> None:
+        """Drop our session on a borrowed pool without I/O (for a Client that was not closed)."""
+        if self._borrowed is not None and self._session is not None:
+            self._session.detach()
+
+    @property
+    def owns_pool(self) -> bool:
+        """Whether the pool is ours to close (not borrowed) and still open."""
+        return self._borrowed is None and self._session is not None and not self._session.closed

@@ -14,7 +14,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-import aioopentok._files as files_mod
+import aioopentok.download._partfile as files_mod
 from aioopentok import (
     Client,
     DiskError,

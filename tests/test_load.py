@@ -19,7 +19,7 @@ from typing import TypeVar
 import aiohttp
 
 from aioopentok import Client
-from aioopentok._download import DownloadResult
+from aioopentok.download import DownloadResult
 from aioopentok.emulator import Emulator
 
 T = TypeVar("T")

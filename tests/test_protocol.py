@@ -18,7 +18,7 @@ from aioopentok import (
     ResponseError,
     ServerError,
 )
-from aioopentok import _protocol as proto
+from aioopentok import _requests as proto
 
 SAMPLES = Path(__file__).parent / "samples"
 AID = "200567af-0726-4e93-883b-fe0426d6310a"

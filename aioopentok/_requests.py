@@ -1,10 +1,9 @@
-"""Sans-I/O protocol: validate input and build each request; replies are in ``_replies``.
+"""Sans-I/O requests: validate input and build each API request; replies are in ``_replies``.
 
 Strategy: everything that knows the wire is a pure function, tested with values in and bytes out
 (``_replies`` is the other half: bytes in, models or exceptions out). The Client only sends a
 ``Request`` and hands back a ``Reply``. Facts relied on are in ../shared/protocol.md. Input is
 checked here, at the edge, so nothing unsafe reaches a URL path, a header or a form body.
-This module re-exports ``_replies`` so callers have one name for the protocol.
 """
 
 from __future__ import annotations
@@ -17,43 +16,17 @@ from urllib.parse import quote, urlencode
 
 from ._errors import InvalidArgumentError
 from ._models import P2PPreference
-from ._replies import (
-    RETRYABLE_STATUSES,
-    Reply,
-    check_reply,
-    clock_offset,
-    parse_archive_url,
-    parse_create_dt,
-    parse_delete,
-    parse_manifest,
-    parse_session,
-    parse_stitch,
-    retry_after_of,
-    retry_after_seconds,
-)
 
 __all__ = [
     "PARTNER_AUTH",
-    "RETRYABLE_STATUSES",
     "TOKEN_AUTH",
-    "Reply",
     "Request",
     "Secret",
     "check_id",
-    "check_reply",
     "check_token",
-    "clock_offset",
     "create_session_request",
     "delete_archive_request",
     "manifest_request",
-    "parse_archive_url",
-    "parse_create_dt",
-    "parse_delete",
-    "parse_manifest",
-    "parse_session",
-    "parse_stitch",
-    "retry_after_of",
-    "retry_after_seconds",
     "stitch_request",
     "video_url_request",
 ]

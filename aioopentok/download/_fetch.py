@@ -1,0 +1,516 @@
+"""One video's transfer: ranged requests until every byte is on disk, then the atomic finish.
+
+Strategy: a ``VideoJob`` asks for the first part (``Range: bytes=0-<part_size-1>``); the reply's
+``Content-Range`` tells the size, and a video larger than one part is then fetched by up to
+``connections`` workers pulling parts from one queue, each request holding a slot of the
+Client-wide storage budget (``StorageLink.slots``). A storage that ignores ``Range`` (200) is
+read as one stream. Every reply is judged by ``_storage.judge`` (pure); this module only acts:
+stream, refresh the signed URL (single flight: one API call however many parts saw the 403),
+back off and resume the part from its last byte, restart, or fail with storage's reason.
+Completed parts go into the ranges record (``_partfile``), so a rerun fetches only the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from .._errors import DownloadError, RequestError
+from .._http import HTTPResponse
+from .._retry import RetryPolicy
+from .._storage import ERROR_BODY_CAP, Action, Asked, Verdict, judge
+from ._options import DownloadOptions, DownloadResult
+from ._partfile import FLV_HEADER_SIZE, PartFile, flv_prefix_ok
+from ._ranges import RangeSet, Record, split
+
+if TYPE_CHECKING:
+    from aiohttp import ClientTimeout
+
+__all__ = ["StorageLink", "VideoJob"]
+
+_MAX_PIECES = 256  # network reads gathered per write (an iovec must stay under IOV_MAX)
+_MAX_URL_REFRESHES = 3  # fresh signed URLs in a row without progress before giving up
+_MAX_RESTARTS = 3  # the file changed on storage this often during one call: give up
+logger = logging.getLogger("aioopentok")
+
+
+class StorageLink(Protocol):
+    """What a download needs from the Client, and nothing more."""
+
+    retry: RetryPolicy
+    slots: asyncio.Semaphore  # storage connections open at once, Client-wide
+
+    async def open(
+        self, url: str, headers: Mapping[str, str], timeout: ClientTimeout | None
+    ) -> HTTPResponse:
+        """GET a signed storage URL with exactly these headers (plus User-Agent)."""
+        ...
+
+    async def sign(self, archive_id: str, video_id: str, token: str) -> str:
+        """Return a fresh signed storage URL (the ``archive/url`` call)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait between retries (tests inject a clock that does not)."""
+        ...
+
+    def jitter(self) -> float:
+        """Return a uniform [0, 1) draw for back-off jitter."""
+        ...
+
+
+class _Restart(Exception):
+    """The file changed on storage (or ignored Range mid-way): start the video over."""
+
+
+class _Transient(Exception):
+    """A failure worth a retry of the same part after back-off."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _Cursor:
+    """Where one part's request has written up to (survives the error that ends it)."""
+
+    __slots__ = ("pos",)
+
+    def __init__(self, pos: int) -> None:
+        self.pos = pos
+
+
+class _SignedUrl:
+    """The video's signed URL; refreshed once for every part that saw it refused."""
+
+    def __init__(self, sign: Callable[[], Awaitable[str]], video_id: str) -> None:
+        self._sign = sign
+        self._video_id = video_id
+        self.value = ""
+        self.generation = 0
+        self._refreshes = 0
+        self._pending: asyncio.Future[None] | None = None
+
+    async def fetch(self) -> None:
+        self.value = await self._sign()
+        self.generation += 1
+
+    def progressed(self) -> None:
+        self._refreshes = 0
+
+    async def refresh(self, seen: int, verdict: Verdict) -> None:
+        """Get a fresh URL unless one came since generation ``seen``; share one call."""
+        if self.generation != seen:
+            return
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._refresh(verdict))
+        await asyncio.shield(self._pending)
+
+    async def _refresh(self, verdict: Verdict) -> None:
+        try:
+            self._refreshes += 1
+            if self._refreshes > _MAX_URL_REFRESHES:
+                raise DownloadError(
+                    f"{self._video_id}: storage refused {self._refreshes} fresh signed URLs "
+                    "in a row",
+                    status=verdict.status,
+                    code=verdict.code,
+                    message=verdict.message,
+                )
+            logger.info("%s: signed URL refused (%s); asking for a fresh one", self._video_id,
+                        verdict.reason)
+            await self.fetch()
+        finally:
+            self._pending = None
+
+
+class VideoJob:
+    """The state of one video's download across its parts and requests."""
+
+    def __init__(
+        self,
+        link: StorageLink,
+        archive_id: str,
+        video_id: str,
+        token: str,
+        final: Path,
+        options: DownloadOptions,
+    ) -> None:
+        self.link = link
+        self.archive_id = archive_id
+        self.video_id = video_id
+        self.final = final
+        self.options = options
+        self.url = _SignedUrl(lambda: link.sign(archive_id, video_id, token), video_id)
+        self.total: int | None = None
+        self.etag: str | None = None
+        self.done = RangeSet()  # complete parts (segmented) or the prefix (one stream)
+        self.segmented = False
+        self.resumed = False
+        self.received = 0
+        self.peak = 0
+        self._active = 0
+        self._queue: collections.deque[tuple[int, int]] = collections.deque()
+        self._group: asyncio.TaskGroup | None = None
+
+    # --- the whole video ----------------------------------------------------------------------
+
+    async def run(self) -> DownloadResult:
+        await self.url.fetch()
+        have = _file_size(self.final)
+        if have is not None and have == await self._remote_size():
+            logger.info("%s: complete on disk (%d bytes), skipped", self.final, have)
+            part = PartFile(self.final)
+            await part.discard()  # a .part beside a complete file can only be stale
+            await part.aclose()
+            return DownloadResult(
+                self.archive_id, self.video_id, self.final, size=have, etag=self.etag,
+                skipped=True,
+            )
+        part = PartFile(self.final, checksum=self.options.checksum)
+        try:
+            await self._resume(part)
+            restarts = 0
+            while True:
+                try:
+                    await self._fetch(part)
+                    break
+                except _Restart as exc:
+                    restarts += 1
+                    if restarts > _MAX_RESTARTS:
+                        raise DownloadError(f"{self.video_id}: {exc}, {restarts} times") from exc
+                    logger.info("%s: %s; starting over", self.video_id, exc)
+                    await self._start_over(part)
+            digest = await part.finish(self.total)
+        except BaseException:
+            if self.done.size == 0:  # nothing a resume could use: leave nothing behind
+                await part.discard()
+            raise
+        finally:
+            await part.aclose()
+        return DownloadResult(
+            self.archive_id,
+            self.video_id,
+            self.final,
+            size=self.total or self.done.prefix(),
+            sha256=digest,
+            etag=self.etag,
+            resumed=self.resumed,
+            connections=self.peak,
+        )
+
+    async def _resume(self, part: PartFile) -> None:
+        """Take what an earlier call left: the record's parts, else the ``.part``'s prefix."""
+        size, record = await part.open()
+        if record is not None:
+            self.total, self.etag, self.segmented = record.size, record.etag, True
+            done = record.done
+        else:
+            done = RangeSet([(0, size)])
+        if done.size:
+            await part.adopt(done)
+            if done.prefix() and not flv_prefix_ok(part.head):
+                await self._start_over(part)  # someone else's bytes: they can never verify
+                return
+            self.done = RangeSet(done)
+            self.resumed = True
+            self.received = done.size
+
+    async def _start_over(self, part: PartFile) -> None:
+        await part.restart()
+        self.total = self.etag = None
+        self.done = RangeSet()
+        self.segmented = self.resumed = False
+        self.received = 0
+
+    async def _remote_size(self) -> int | None:
+        """Return the size on storage from a 1-byte GET (a HEAD is refused on a GET URL)."""
+        asked = Asked(0, 0)
+        try:
+            async with self.link.slots:
+                response = await self.link.open(
+                    self.url.value, asked.range_header(), self.options.timeout
+                )
+                await response.aclose()
+        except RequestError:
+            return None  # the GET that follows has the retries
+        verdict = judge(response.status, response.headers, b"", asked)
+        if verdict.action is Action.STREAM and not verdict.whole:
+            self.etag = verdict.etag
+            return verdict.total
+        if verdict.action is Action.STREAM and verdict.total is not None:
+            return verdict.total  # a 200: its Content-Length is the size
+        return None
+
+    async def _fetch(self, part: PartFile) -> None:
+        """Fetch what is missing: the rest of a recorded plan, or from the first part on."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                if self.segmented and self.total is not None:
+                    missing = self.done.missing(self.total)
+                    self._spawn(part, split(missing, self.options.part_size), 0)
+                else:
+                    start = self.done.prefix()
+                    hi = None if self.options.connections == 1 else start + self.options.part_size
+                    group.create_task(self._first(part, start, hi))
+        except BaseExceptionGroup as group_error:
+            # One part failed and the others were cancelled: report that part's reason.
+            raise _first_error(group_error) from None
+        finally:
+            self._group = None
+
+    def _spawn(self, part: PartFile, parts: list[tuple[int, int]], running: int) -> None:
+        """Queue ``parts`` and start workers up to ``connections`` (``running`` exist)."""
+        self._queue.extend(parts)
+        assert self._group is not None
+        for _ in range(min(self.options.connections - running, len(parts))):
+            self._group.create_task(self._worker(part))
+
+    async def _worker(self, part: PartFile) -> None:
+        while self._queue:
+            lo, hi = self._queue.popleft()
+            await self._part(part, lo, hi)
+
+    async def _first(self, part: PartFile, start: int, hi: int | None) -> None:
+        """The first part: its reply tells the size; then it works the queue like the others."""
+        await self._part(part, start, hi, first=True)
+        await self._worker(part)
+
+    def _go_segmented(self, first_end: int) -> bool:
+        """Whether the first reply shows a file worth more than the first part."""
+        return self.total is not None and self.total > first_end and not self.segmented
+
+    # --- one part -----------------------------------------------------------------------------
+
+    async def _part(self, part: PartFile, lo: int, hi: int | None, *, first: bool = False) -> None:
+        """Fetch ``[lo, hi)`` (to the end if ``hi`` is None), retrying what is transient."""
+        pos, failures, best = lo, 0, lo
+        while True:
+            limit = hi if self.total is None or hi is None else min(hi, self.total)
+            asked = Asked(pos, None if limit is None else limit - 1, self.total, self.etag)
+            seen = self.url.generation
+            verdict: Verdict | None = None
+            cursor = _Cursor(pos)
+            try:
+                async with self.link.slots:
+                    self._active += 1
+                    self.peak = max(self.peak, self._active)
+                    try:
+                        verdict, pos = await self._request(part, asked, first, cursor)
+                    finally:
+                        self._active -= 1
+            except (RequestError, _Transient) as exc:
+                failure: Exception = exc
+                pos = cursor.pos  # what did arrive stays: the retry starts after it
+            else:
+                if verdict.action is Action.COMPLETE:
+                    break
+                if verdict.action is Action.STREAM:
+                    if verdict.whole:
+                        lo, hi = 0, None  # the whole file came in this one stream
+                    end = hi if self.total is None or hi is None else min(hi, self.total)
+                    if (end is None and (self.total is None or pos >= self.total)) or (
+                        end is not None and pos >= end
+                    ):
+                        break
+                    failure = _Transient(f"body ended at byte {pos}")
+                elif verdict.action is Action.REFRESH:
+                    await self.url.refresh(seen, verdict)
+                    continue
+                elif verdict.action is Action.RESTART:
+                    raise _Restart(verdict.reason)
+                elif verdict.action is Action.FAIL:
+                    raise self._error(verdict)
+                else:
+                    failure = _Transient(verdict.reason, verdict.retry_after)
+            if pos > best:
+                best, failures = pos, 0
+                self.url.progressed()
+            failures += 1
+            await self._back_off(failures, failure, verdict, pos)
+        if self.segmented and hi is not None:
+            self.done.add(lo, min(hi, self.total or hi))
+            await part.save_record(Record(self.total or hi, self.etag, RangeSet(self.done)))
+        else:
+            self.done.add(lo, pos)
+
+    async def _back_off(
+        self, failures: int, failure: Exception, verdict: Verdict | None, pos: int
+    ) -> None:
+        policy = self.link.retry
+        if failures > policy.retries:
+            if verdict is not None:
+                raise self._error(verdict, f"gave up after {failures} tries at byte {pos}")
+            raise DownloadError(
+                f"{self.video_id}: gave up after {failures} failed tries in a row at byte "
+                f"{pos}: {failure}"
+            ) from failure
+        retry_after = getattr(failure, "retry_after", None)
+        delay = policy.delay(failures - 1, retry_after, self.link.jitter())
+        if delay is None:
+            raise DownloadError(
+                f"{self.video_id}: storage asked to wait {retry_after:.0f} s, longer than "
+                f"max_retry_after ({policy.max_retry_after:.0f} s); call again later",
+                status=None if verdict is None else verdict.status,
+                code=None if verdict is None else verdict.code,
+            ) from failure
+        logger.info("%s: %s; resuming at byte %d in %.2f s", self.video_id, failure, pos, delay)
+        await self.link.sleep(delay)
+
+    def _error(self, verdict: Verdict, detail: str | None = None) -> DownloadError:
+        from .._transport import safe_url  # a pure helper; no I/O is imported by it
+
+        where = safe_url(self.url.value)
+        text = f"{self.video_id}: {verdict.reason} for {where}"
+        if detail:
+            text += f"; {detail}"
+        return DownloadError(
+            text, status=verdict.status, code=verdict.code, message=verdict.message
+        )
+
+    async def _request(
+        self, part: PartFile, asked: Asked, first: bool, cursor: _Cursor
+    ) -> tuple[Verdict, int]:
+        """Send one request for ``asked``; stream its body. Return the verdict and position."""
+        response = await self.link.open(
+            self.url.value, asked.range_header(), self.options.timeout
+        )
+        try:
+            body = b""
+            if response.status not in (200, 206):
+                body = await _read_capped(response, ERROR_BODY_CAP)
+            verdict = judge(response.status, response.headers, body, asked)
+            if verdict.action is not Action.STREAM:
+                if verdict.action is Action.COMPLETE:
+                    self.total = verdict.total
+                return verdict, asked.start
+            pos = asked.start
+            if verdict.whole:  # storage ignored Range: the body is the whole file
+                if self.segmented:
+                    raise _Restart("storage ignored Range")
+                if pos:
+                    await self._start_over(part)
+                    pos = 0
+            if self.total is None:
+                self.total = verdict.total
+            if self.etag is None:
+                self.etag = verdict.etag
+            if first and not verdict.whole and asked.end is not None:
+                first_end = asked.end + 1
+                if self._go_segmented(first_end):
+                    assert self.total is not None
+                    self.segmented = True
+                    await part.start_segmented(Record(self.total, self.etag, RangeSet(self.done)))
+                    rest = split([(first_end, self.total)], self.options.part_size)
+                    self._spawn(part, rest, 1)
+            cursor.pos = pos
+            await self._stream(response, part, cursor)
+            return verdict, cursor.pos
+        finally:
+            await response.aclose()
+
+    async def _stream(self, response: HTTPResponse, part: PartFile, cursor: _Cursor) -> None:
+        """Write the body from ``cursor.pos`` on, moving the cursor past each chunk written.
+
+        One chunk is on its way to disk while the next is read; after a transport error what
+        did arrive is written first, so the retry asks only for the rest.
+        """
+        pending: asyncio.Future[None] | None = None
+        pieces: list[bytes] = []
+        buffered = 0
+        self._progress()
+
+        async def flush() -> None:
+            nonlocal pending, pieces, buffered
+            pos = cursor.pos
+            if pos < FLV_HEADER_SIZE:
+                head = part.head[:pos] + b"".join(p[:FLV_HEADER_SIZE] for p in pieces)
+                if not flv_prefix_ok(head[:FLV_HEADER_SIZE]):
+                    await self._wrong_bytes(part, pending, f"not an FLV file (starts with "
+                                            f"{head[:FLV_HEADER_SIZE]!r})")
+            if self.total is not None and pos + buffered > self.total:
+                await self._wrong_bytes(
+                    part, pending, f"storage sent more than the {self.total} bytes it announced"
+                )
+            await part.wait(pending)
+            pending = part.submit(pos, pieces)
+            cursor.pos = pos + buffered
+            self.received += buffered
+            pieces, buffered = [], 0
+            self._progress()
+
+        try:
+            async for piece in response:
+                pieces.append(piece)
+                buffered += len(piece)
+                if buffered >= self.options.chunk_size or len(pieces) >= _MAX_PIECES:
+                    await flush()
+        except RequestError:
+            if pieces:
+                await flush()
+            raise
+        else:
+            if pieces:
+                await flush()
+        finally:
+            await part.wait(pending)
+
+    async def _wrong_bytes(
+        self, part: PartFile, pending: asyncio.Future[None] | None, problem: str
+    ) -> None:
+        """Throw the ``.part`` away (its bytes can never verify) and fail the download."""
+        await part.wait(pending)
+        await part.discard()
+        self.done = RangeSet()
+        raise DownloadError(f"{self.video_id}: {problem}")
+
+    def _progress(self) -> None:
+        if self.options.progress is not None:
+            self.options.progress(self.video_id, self.received, self.total)
+
+
+def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Return the first real failure in a task group's exceptions (a restart wins)."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            stack[:0] = list(exc.exceptions)
+        else:
+            leaves.append(exc)
+    for exc in leaves:
+        if isinstance(exc, _Restart):
+            return exc
+    return leaves[0]
+
+
+async def _read_capped(response: HTTPResponse, cap: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response:
+            chunks.append(chunk[: cap - size])
+            size += len(chunk)
+            if size >= cap:
+                break
+    except RequestError:
+        pass  # the status says enough; the body was only for its reason
+    return b"".join(chunks)
+
+
+def _file_size(path: Path) -> int | None:
+    from ._partfile import disk_error
+
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise disk_error(exc, path, "inspect") from exc
+    return stat.st_size if path.is_file() else None

@@ -1,0 +1,316 @@
+"""The local side of a download: the ``.part`` file, its ranges record, the atomic finish.
+
+Strategy: every blocking file operation of one download (open, positional writes, SHA-256,
+fdatasync, the record, rename, close) runs on that download's own one-thread executor, so they
+happen in the order submitted and the event loop awaits at most one chunk of file I/O at a time.
+Parts arrive in any order and are written at their offsets (``os.pwritev`` straight from the
+network's buffers); the SHA-256 is computed in *file order*: bytes written at the hashed
+frontier are hashed from memory, and when a gap before them fills, the bytes after it are read
+back (page cache) and hashed as the completed prefix grows. The ranges record
+(``<final>.part.ranges``) is written atomically, after an fdatasync of the ``.part``, so it
+never claims bytes the disk may not have. Every ``OSError`` of the disk becomes a ``DiskError``
+here, in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from .._errors import DiskError, DownloadError
+from ._ranges import RECORD_SUFFIX, RangeSet, Record, decode_record, encode_record
+
+__all__ = [
+    "FLV_HEADER_SIZE",
+    "PART_SUFFIX",
+    "PartFile",
+    "disk_error",
+    "flv_prefix_ok",
+    "part_path",
+    "record_path",
+]
+
+# protocol.md, "FLV files": "FLV", version 0x01, a flags byte, then the header size 9 (4 bytes BE).
+FLV_HEADER_SIZE = 9
+_FLV_START = b"FLV\x01"
+_FLV_SIZE_FIELD = b"\x00\x00\x00\x09"
+PART_SUFFIX = ".part"
+_READBACK_CHUNK = 4 * 1024 * 1024
+_T = TypeVar("_T")
+logger = logging.getLogger("aioopentok")
+
+
+def flv_prefix_ok(head: bytes) -> bool:
+    """Return whether ``head`` (the first bytes, maybe fewer than 9) can start an FLV file."""
+    return _FLV_START.startswith(head[:4]) and _FLV_SIZE_FIELD.startswith(head[5:9])
+
+
+def part_path(final: Path) -> Path:
+    """Return the ``.part`` path bytes go to before ``final`` exists."""
+    return final.with_name(final.name + PART_SUFFIX)
+
+
+def record_path(final: Path) -> Path:
+    """Return the ranges record's path, beside the ``.part``."""
+    return final.with_name(final.name + PART_SUFFIX + RECORD_SUFFIX)
+
+
+def disk_error(exc: OSError, path: Path, doing: str) -> DiskError:
+    """Return a ``DiskError`` for a refused file operation (full, read-only, not writable)."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = f"disk full ({reason})"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = f"not writable ({reason})"
+    err = DiskError(f"cannot {doing} {path}: {reason}")
+    err.errno = exc.errno
+    err.strerror = exc.strerror
+    err.filename = str(path)
+    return err
+
+
+def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
+    if hasattr(os, "pwritev"):
+        return os.pwritev(fd, views, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows: no pwrite; one writer thread, so no race
+    return os.write(fd, views[0])
+
+
+class PartFile:
+    """The ``.part`` file of one download: positional writes, ordered SHA-256, its record."""
+
+    def __init__(self, final: Path, *, checksum: bool = True) -> None:
+        self.final = final
+        self.part = part_path(final)
+        self.record = record_path(final)
+        self.written = RangeSet()  # bytes on disk; only the writer thread changes it
+        self.head = b""  # the first bytes, for the FLV header check
+        self.existed = False  # a .part was there before this download
+        self._checksum = checksum
+        self._hash = hashlib.sha256() if checksum else None
+        self._hashed = 0  # the hash covers [0, _hashed)
+        self._fd = -1
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="aioopentok-download")
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    async def _run(self, doing: str, fn: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, *args)
+        except DownloadError:
+            raise
+        except OSError as exc:
+            raise disk_error(exc, self.part, doing) from exc
+
+    def submit(self, offset: int, pieces: Sequence[bytes]) -> asyncio.Future[None]:
+        """Queue a write of ``pieces`` at ``offset``; the caller awaits it before the next one.
+
+        So each stream has one chunk on its way to disk while it reads the next.
+        """
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, self._write, offset, list(pieces))
+
+    async def wait(self, pending: asyncio.Future[None] | None) -> None:
+        """Await a write from ``submit``; a disk error surfaces here as a ``DiskError``."""
+        if pending is None:
+            return
+        try:
+            await pending
+        except OSError as exc:
+            raise disk_error(exc, self.part, "write") from exc
+
+    async def aclose(self) -> None:
+        """Close the fd once the job still running (at most one chunk) is done."""
+        done = self._executor.submit(self._close_fd)
+        self._executor.shutdown(wait=False)
+        try:
+            await asyncio.shield(asyncio.wrap_future(done))
+        except OSError as exc:  # the data was fsynced already, or the download failed anyway
+            logger.debug("closing %s: %s", self.part, exc)
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    # --- opening and resuming -----------------------------------------------------------------
+
+    async def open(self) -> tuple[int, Record | None]:
+        """Open (or create) ``.part``; return its size and its ranges record, if valid."""
+        return await self._run("open", self._open)
+
+    def _open(self) -> tuple[int, Record | None]:
+        self.existed = self.part.exists()
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+        self._fd = os.open(self.part, flags, 0o644)
+        size = os.fstat(self._fd).st_size
+        record = None
+        with contextlib.suppress(FileNotFoundError):
+            record = decode_record(self.record.read_bytes())
+        if record is not None and record.size != size:
+            record = None  # not the file it describes: treated as no record
+        return size, record
+
+    async def adopt(self, done: RangeSet) -> None:
+        """Take ``done`` as already on disk (a prefix or a record), and hash it in file order."""
+        await self._run("read", self._adopt, done)
+        while await self._run("read", self._catch_up, _READBACK_CHUNK * 4):
+            pass  # one slice per job: cancellable, and writes queue behind at most one slice
+
+    def _adopt(self, done: RangeSet) -> None:
+        self.written = RangeSet(done)
+        if done.prefix():
+            self.head = os.pread(self._fd, FLV_HEADER_SIZE, 0)
+
+    async def restart(self) -> None:
+        """Throw away what ``.part`` and its record hold and start again from byte 0."""
+        await self._run("truncate", self._truncate)
+
+    def _truncate(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.record)
+        os.ftruncate(self._fd, 0)
+        self.written = RangeSet()
+        self.head = b""
+        self._hash = hashlib.sha256() if self._checksum else None
+        self._hashed = 0
+
+    async def start_segmented(self, record: Record) -> None:
+        """Write the record, then size the file: no byte lands past a prefix without a record."""
+        await self._run("prepare", self._start_segmented, record)
+
+    def _start_segmented(self, record: Record) -> None:
+        self._save_record(record, sync_data=False)
+        try:
+            os.posix_fallocate(self._fd, 0, record.size)  # a full disk fails now, not at 90%
+        except (AttributeError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            os.ftruncate(self._fd, record.size)  # no fallocate here (tmpfs, Windows, macOS)
+
+    async def save_record(self, record: Record) -> None:
+        """Persist which ranges are complete: fdatasync the data, then replace the record."""
+        await self._run("record", self._save_record, record, True)
+
+    def _save_record(self, record: Record, sync_data: bool) -> None:
+        if sync_data:
+            os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
+        tmp = self.record.with_name(self.record.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, encode_record(record))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.record)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def _write(self, offset: int, pieces: list[bytes]) -> None:
+        size = sum(len(p) for p in pieces)
+        if offset < FLV_HEADER_SIZE and len(self.head) < FLV_HEADER_SIZE and offset <= len(
+            self.head
+        ):
+            joined = b"".join(p[:FLV_HEADER_SIZE] for p in pieces)
+            self.head = (self.head[:offset] + joined)[:FLV_HEADER_SIZE]
+        at = offset
+        views = [memoryview(p) for p in pieces if p]
+        while views:
+            n = _pwritev(self._fd, views, at)
+            at += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if n:
+                views[0] = views[0][n:]
+        if self._hash is not None and offset == self._hashed:
+            for piece in pieces:
+                self._hash.update(piece)
+            self._hashed += size
+        self.written.add(offset, offset + size)
+        if self._hash is not None:
+            while self._catch_up(None):
+                pass
+
+    def _catch_up(self, limit: int | None) -> bool:
+        """Hash written bytes after the frontier (read back); return whether any were."""
+        if self._hash is None:
+            return False
+        for start, end in self.written:
+            if start <= self._hashed < end:
+                todo = end - self._hashed if limit is None else min(limit, end - self._hashed)
+                done = 0
+                while done < todo:
+                    data = os.pread(self._fd, min(_READBACK_CHUNK, todo - done), self._hashed)
+                    if not data:
+                        raise DownloadError(f"{self.part} shrank while being written")
+                    self._hash.update(data)
+                    self._hashed += len(data)
+                    done += len(data)
+                return True
+        return False
+
+    # --- finishing ----------------------------------------------------------------------------
+
+    async def finish(self, expected_size: int | None) -> str | None:
+        """Verify, fsync, and rename ``.part`` to the final name atomically; return the SHA-256.
+
+        Raises:
+            DownloadError: the bytes do not make the announced file, or are not FLV; the
+                ``.part`` is deleted then, as resuming it could never succeed.
+        """
+        return await self._run("finish", self._finish, expected_size)
+
+    def _finish(self, expected_size: int | None) -> str | None:
+        size = os.fstat(self._fd).st_size
+        problem = None
+        if expected_size is not None and size != expected_size:
+            problem = f"size {size} differs from the {expected_size} bytes announced"
+        elif self.written.prefix() != size:
+            problem = f"bytes missing: {self.written.size} of {size} on disk"
+        elif len(self.head) < FLV_HEADER_SIZE or not flv_prefix_ok(self.head):
+            problem = f"not an FLV file (starts with {self.head!r})"
+        if problem is not None:
+            self._discard()
+            raise DownloadError(f"{self.final.name}: {problem}")
+        os.fsync(self._fd)  # the data is on disk before the name is: no short file after a crash
+        self._close_fd()
+        os.replace(self.part, self.final)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.record)
+        _fsync_dir(self.final.parent)  # and the rename itself survives a power cut
+        if self._hash is None:
+            return None
+        if self._hashed != size:  # pragma: no cover - the prefix check above implies it
+            raise DownloadError(f"{self.final.name}: hashed {self._hashed} of {size} bytes")
+        return self._hash.hexdigest()
+
+    async def discard(self) -> None:
+        """Delete ``.part`` and its record (their bytes are wrong, or of no use to a resume)."""
+        await self._run("delete", self._discard)
+
+    def _discard(self) -> None:
+        self._close_fd()
+        for path in (self.part, self.record):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        self.written = RangeSet()
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":
+        return  # Windows cannot open a directory; NTFS journals the rename itself
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
