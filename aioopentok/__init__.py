@@ -38,6 +38,7 @@ from ._retry import RetryPolicy
 from ._tokens import decode_token, generate_token, verify_token
 from ._version import __version__
 from .download import DownloadResult, ProgressCallback
+from .export import ArchiveOutcome, ExportProgress, ExportResult
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",
@@ -46,12 +47,15 @@ __all__ = [
     "STAGING_URL",
     "APIError",
     "Archive",
+    "ArchiveOutcome",
     "AuthError",
     "Client",
     "ConnectError",
     "DiskError",
     "DownloadError",
     "DownloadResult",
+    "ExportProgress",
+    "ExportResult",
     "InvalidArgumentError",
     "InvalidTokenError",
     "NotFoundError",

@@ -545,3 +545,53 @@ class Client:
         return await dl.download_archive(
             self._link, manifest, token, dest_dir, concurrency, options
         )
+
+    # Bulk export lives in ``export/``; it sees this client only through its ``ExportClient``.
+    if False:  # names for the annotations below, for type checkers only: nothing runs here
+        from collections.abc import AsyncIterable, Iterable
+        from pathlib import Path
+
+        from .export import ExportProgress, ExportResult
+
+    async def export(
+        self,
+        items: Iterable[tuple[str, str]] | AsyncIterable[tuple[str, str]],
+        dest: str | Path,
+        *,
+        concurrency: int = 16,
+        shard: str | tuple[int, int] | None = None,
+        delete_after_verify: bool = False,
+        progress: Callable[[ExportProgress], None] | None = None,
+    ) -> ExportResult:
+        """Export every archive of ``items`` into ``dest``: journaled, resumable, shardable.
+
+        ``items`` are ``(archive_id, session_id)`` pairs (any iterable or async iterable, read
+        lazily). Each archive lands as ``dest/ARCHIVE_ID/VIDEO_ID.flv`` plus ``manifest.json``;
+        the job's state is in ``dest/.aioopentok/`` (SQLite), so a rerun skips finished archives
+        without a request and resumes the rest. See README, "Export a whole account".
+
+        Args:
+            concurrency: requests in flight for the whole job (manifests, URLs, transfers).
+            shard: ``"K/N"`` or ``(K, N)``: only the archives whose SHA-256 says shard K of N.
+            delete_after_verify: delete each archive from the service once its files verify.
+            progress: called with an ``ExportProgress`` after each archive and as bytes arrive.
+
+        Returns:
+            An ``ExportResult``: archives done, failed (recorded, retried next run), skipped.
+
+        Raises:
+            InvalidArgumentError: a bad argument, before any I/O.
+            AuthError: the credentials were refused; the job stopped at once.
+            DiskError: the disk is full or not writable; the job stopped, the journal is whole.
+        """
+        from . import export
+
+        return await export.run(
+            self,
+            items,
+            dest,
+            concurrency=concurrency,
+            shard=shard,
+            delete_after_verify=delete_after_verify,
+            progress=progress,
+        )
