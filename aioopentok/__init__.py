@@ -24,6 +24,7 @@ from ._errors import (
     ServerError,
     TokenExpiredError,
 )
+from ._http import HTTPRequest, HTTPResponse, Transport
 from ._models import (
     Archive,
     P2PPreference,
@@ -36,6 +37,7 @@ from ._models import (
 )
 from ._retry import RetryPolicy
 from ._tokens import decode_token, generate_token, verify_token
+from ._transport import AiohttpTransport
 from ._version import __version__
 from .download import DownloadResult, ProgressCallback
 from .export import ArchiveOutcome, ExportProgress, ExportResult
@@ -46,6 +48,7 @@ __all__ = [
     "PRODUCTION_URL",
     "STAGING_URL",
     "APIError",
+    "AiohttpTransport",
     "Archive",
     "ArchiveOutcome",
     "AuthError",
@@ -56,6 +59,8 @@ __all__ = [
     "DownloadResult",
     "ExportProgress",
     "ExportResult",
+    "HTTPRequest",
+    "HTTPResponse",
     "InvalidArgumentError",
     "InvalidTokenError",
     "NotFoundError",
@@ -74,6 +79,7 @@ __all__ = [
     "TimelineEvent",
     "TokenData",
     "TokenExpiredError",
+    "Transport",
     "VideoResource",
     "__version__",
     "decode_token",

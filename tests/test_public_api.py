@@ -66,3 +66,15 @@ def test_no_module_passes_the_size_we_split_at() -> None:
     root = Path(aioopentok.__file__).parent
     sizes = {p.relative_to(root): len(p.read_text().splitlines()) for p in root.rglob("*.py")}
     assert max(sizes.values()) <= 450, sizes
+
+
+def test_the_transport_seam_is_public() -> None:
+    # Users write their own transports, or use aioopentok.testing.MockTransport.
+    from aioopentok import _http, _transport, testing
+
+    assert aioopentok.Transport is _http.Transport is testing.Transport
+    assert aioopentok.HTTPRequest is _http.HTTPRequest is testing.HTTPRequest
+    assert aioopentok.HTTPResponse is _http.HTTPResponse is testing.HTTPResponse
+    assert aioopentok.AiohttpTransport is _transport.AiohttpTransport
+    assert isinstance(aioopentok.AiohttpTransport(), aioopentok.Transport)
+    assert isinstance(testing.MockTransport(lambda r: testing.replies.deleted()), _http.Transport)
