@@ -1,22 +1,21 @@
 """The Client: API calls over one transport, and the narrow link downloads reach storage by.
 
-Strategy: every public coroutine is "build a Request (``_requests``), ``_send`` it, parse the
-Reply (``_replies``)". ``_send`` owns the request path: timeouts, retries of idempotent calls,
-the bounded (and bounded-inflating) read of replies, clock-skew learning and the debug log.
-Every byte goes through ``self.transport`` (``_http.Transport``; by default aiohttp, see
-``_transport``), API calls and storage GETs alike. Downloads (``download/``) get a
-``_StorageLink``: send a storage request, sign a fresh URL, sleep, the retry policy and the
-Client-wide storage-connection budget; they never see the Client itself.
+Strategy: every public coroutine is "build a Request (``_requests``), send it, parse the
+Reply (``_replies``)". ``_sending.Sender`` owns the request path (timeouts, retries of
+idempotent calls, the bounded and bounded-inflating read of replies, clock skew, the debug
+log); every byte goes through ``self.transport`` (``_http.Transport``; by default aiohttp, see
+``_transport``), API calls and storage GETs alike. Downloads (``download/``) and exports
+(``export/``) get a ``StorageLink`` (send a storage request, sign a fresh URL, sleep, the retry
+policy, the Client-wide storage-connection budget) or the Client's public methods; they never
+import this module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 import warnings
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -27,21 +26,16 @@ import aiohttp
 from . import _replies as rep
 from . import _requests as req
 from . import download as dl
-from ._clock import ClockSkew
+from . import export as ex
 from ._errors import (
-    ConnectError,
-    InvalidArgumentError,
     NotFoundError,
-    RequestError,
-    RequestTimeoutError,
 )
-from ._http import HTTPRequest, HTTPResponse, Transport
-from ._inflate import ACCEPT_ENCODING, BoundedBody
+from ._http import Transport
 from ._models import Archive, P2PPreference, Role, Session, StitchResult
-from ._retry import NO_RETRY, RetryPolicy
+from ._retry import RetryPolicy
+from ._sending import Sender, StorageLink
 from ._tokens import TokenSigner
-from ._transport import AiohttpTransport, base_url, safe_url, user_agent_header
-from ._xml import MAX_XML_BYTES
+from ._transport import base_url, pick_transport, safe_url, user_agent_header
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",
@@ -62,29 +56,6 @@ DEFAULT_MAX_STORAGE_CONNECTIONS = 32
 logger = logging.getLogger("aioopentok")
 
 
-class _StorageLink:
-    """What a download may do through the Client: nothing more (see ``download.StorageLink``)."""
-
-    def __init__(self, client: Client) -> None:
-        self.retry = client.retry
-        self.slots = client._storage_slots
-        self._client = client
-
-    async def sign(self, archive_id: str, video_id: str, token: str) -> str:
-        return await self._client.download_archive_url(archive_id, video_id, token)
-
-    async def open(
-        self, url: str, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout | None
-    ) -> HTTPResponse:
-        return await self._client._open_storage(url, headers, timeout)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._client._sleep(seconds)
-
-    def jitter(self) -> float:
-        return self._client._jitter()
-
-
 class Client:
     """An asyncio client of the OpenTok server API sharing one connection pool across calls.
 
@@ -102,9 +73,8 @@ class Client:
         timeout: API calls' ``aiohttp.ClientTimeout`` (default: 10 s total).
         download_timeout: storage reads' timeout (default: no total, 10 s connect, 60 s read).
         retry: a ``RetryPolicy``, or an int number of retries (default 3; 0 disables). Only
-            idempotent calls retry (connection errors, 429/502/503/504); an API call's timeout is
-            not retried: its time budget is spent, and a retry would multiply it. Downloads
-            resume after a stalled read instead (see ``download_video``).
+            idempotent calls retry (connection errors, 429/502/503/504), never after a timeout:
+            its budget is spent. Downloads resume after a stalled read instead.
         retry_create_session: retry ``create_session`` too. Off by default: when a reply is lost,
             a retried create can make a second session. A connection that was never made
             (``ConnectError``) is retried for every call: nothing was sent.
@@ -144,53 +114,35 @@ class Client:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._closed = False  # first, so __del__ works whatever fails below
-        self._aiohttp: AiohttpTransport | None = None
         self._signer = TokenSigner(api_key, api_secret)
         self._partner_auth = req.Secret(f"{self._signer.api_key}:{api_secret}")
         self.api_url = base_url(api_url)
-        if transport is not None:
-            if session is not None or proxy is not None or proxy_headers or trust_env:
-                raise InvalidArgumentError(
-                    "transport= sends the requests itself: pass it without session= or proxy "
-                    "options"
-                )
-            if not isinstance(transport, Transport):
-                raise InvalidArgumentError(
-                    f"transport must have an async send(request) method, not {transport!r}"
-                )
-            self.transport: Transport = transport
-        else:
-            self._aiohttp = AiohttpTransport(
-                session=session,
-                limit=limit,
-                limit_per_host=limit_per_host,
-                proxy=proxy,
-                proxy_headers=proxy_headers,
-                trust_env=trust_env,
-            )
-            self.transport = self._aiohttp
-        self.timeout = timeout or DEFAULT_TIMEOUT
-        self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
+        self.transport, self._aiohttp = pick_transport(
+            transport, session, limit, limit_per_host, proxy, proxy_headers, trust_env
+        )
         if retry is None or isinstance(retry, int):
             retry = RetryPolicy(retries=3 if retry is None else retry)
         self.retry = retry
         self._retry_create = retry_create_session
         self._download_defaults = dl.check_segmenting(connections, part_size)
-        if (
-            isinstance(max_storage_connections, bool)
-            or not isinstance(max_storage_connections, int)
-            or max_storage_connections < 1
-        ):
-            raise InvalidArgumentError(
-                f"max_storage_connections must be an int >= 1, not {max_storage_connections!r}"
-            )
-        self.max_storage_connections = max_storage_connections
+        self.max_storage_connections = dl.check_budget(max_storage_connections)
         self._storage_slots = asyncio.Semaphore(max_storage_connections)
+        self.timeout = timeout or DEFAULT_TIMEOUT
+        self.download_timeout = download_timeout or DEFAULT_DOWNLOAD_TIMEOUT
         self.user_agent = user_agent_header(user_agent)
-        self._sleep = sleep
-        self._jitter = random.random
-        self._clock = ClockSkew()
-        self._link = _StorageLink(self)
+        self._sender = Sender(
+            self.transport,
+            self.api_url,
+            timeout=self.timeout,
+            download_timeout=self.download_timeout,
+            retry=self.retry,
+            user_agent=self.user_agent,
+            sleep=sleep,
+        )
+        # download_archive_url is looked up at each call: a test may replace it.
+        self._link = StorageLink(
+            self._sender, self._storage_slots, lambda *ids: self.download_archive_url(*ids)
+        )
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -255,9 +207,15 @@ class Client:
     @property
     def clock_offset(self) -> float:
         """Server clock minus local clock in seconds, learned from replies' ``Date`` headers."""
-        return self._clock.offset
+        return self._sender.clock.offset
 
-    # --- sending ----------------------------------------------------------------------------
+    @property
+    def _jitter(self) -> Callable[[], float]:
+        return self._sender.jitter
+
+    @_jitter.setter
+    def _jitter(self, draw: Callable[[], float]) -> None:  # tests pin the jitter
+        self._sender.jitter = draw
 
     async def _send(
         self,
@@ -266,99 +224,8 @@ class Client:
         *,
         force_retry: bool = False,
     ) -> rep.Reply:
-        """Send a request, retrying idempotent ones as the policy allows; return the last reply."""
-        policy = self.retry if request.idempotent or force_retry else NO_RETRY
-        attempt = lost = 0
-        delay: float | None
-        while True:
-            try:
-                reply = await self._send_once(request, timeout or self.timeout)
-            except RequestTimeoutError:
-                raise  # the caller's time budget is spent; retrying would multiply it
-            except RequestError as exc:
-                sent = not isinstance(exc, ConnectError)
-                # Nothing was sent without a connection: even a POST is safe to try again.
-                if attempt >= (policy if sent else self.retry).retries:
-                    raise
-                if sent:  # and its reply lost: the service may have acted on it
-                    lost += 1
-                delay = self.retry.delay(attempt, None, self._jitter()) or 0.0
-                reason = str(exc)
-            else:
-                delay = None
-                if reply.status in policy.statuses and attempt < policy.retries:
-                    retry_after = rep.retry_after_of(reply.headers)
-                    delay = policy.delay(attempt, retry_after, self._jitter())
-                if delay is None:  # final: no retry left, or a pause longer than we wait
-                    if lost:
-                        return rep.Reply(reply.status, reply.headers, reply.body, lost)
-                    return reply
-                reason = f"HTTP {reply.status}"
-            attempt += 1
-            logger.info(
-                "retry %d of %s %s in %.2f s after %s",
-                attempt,
-                request.method,
-                request.path,
-                delay,
-                reason,
-            )
-            await self._sleep(delay)
-
-    async def _send_once(self, request: req.Request, timeout: aiohttp.ClientTimeout) -> rep.Reply:
         self._check_open()
-        headers = {
-            **request.headers,
-            "User-Agent": self.user_agent,
-            "Accept-Encoding": ACCEPT_ENCODING,
-        }
-        where = f"{request.method} {request.path}"
-        started = time.perf_counter()
-        status: int | str = "error"
-        try:
-            response = await self.transport.send(
-                HTTPRequest(
-                    request.method, self.api_url + request.path, headers, request.body, timeout
-                )
-            )
-            try:
-                status = response.status
-                body = BoundedBody(
-                    response.headers.get("Content-Encoding"), MAX_XML_BYTES, where, status
-                )
-                length = response.headers.get("Content-Length", "")
-                if length.isdigit() and "Content-Encoding" not in response.headers:
-                    body.check_length(int(length))  # refuse at once, before reading any of it
-                async for chunk in response:
-                    body.feed(chunk)
-                data = body.finish()
-            finally:
-                await response.aclose()
-            self._clock.observe(response.headers.get("Date"), time.time())
-            return rep.Reply(status, response.headers, data)
-        finally:
-            if logger.isEnabledFor(logging.DEBUG):
-                elapsed = (time.perf_counter() - started) * 1000
-                logger.debug("%s -> %s in %.1f ms", where, status, elapsed)
-
-    async def _open_storage(
-        self, url: str, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout | None
-    ) -> HTTPResponse:
-        """GET a signed storage URL through the transport: only our headers, no OpenTok auth.
-
-        Always a GET: a signed storage URL is signed for one method (S3 refuses a HEAD on a URL
-        signed for GET), and protocol.md fetches the FLV "with a plain GET" and no OpenTok auth
-        header: the token must not travel to the storage host (protocol.md, Archives).
-        """
-        self._check_open()
-        sent = {
-            **headers,
-            "User-Agent": self.user_agent,
-            "Accept-Encoding": "identity",  # FLV bytes as stored; Range offsets count them
-        }
-        return await self.transport.send(
-            HTTPRequest("GET", url, sent, timeout=timeout or self.download_timeout, stream=True)
-        )
+        return await self._sender.send(request, timeout, force_retry=force_retry)
 
     # --- the API ----------------------------------------------------------------------------
 
@@ -403,7 +270,7 @@ class Client:
         ``timedelta`` is a lifetime from the creation time.
         """
         return self._signer.generate(
-            session_id, role, expire_time, connection_data, clock_offset=self._clock.offset
+            session_id, role, expire_time, connection_data, clock_offset=self._sender.clock.offset
         )
 
     async def get_archive_manifest(
@@ -497,8 +364,7 @@ class Client:
             APIError, RequestError: from the API call that signs the URL.
         """
         options = dl.check_options(
-            self._download_defaults, connections, part_size, chunk_size, progress, timeout,
-            checksum,
+            self._download_defaults, connections, part_size, chunk_size, progress, timeout, checksum
         )
         return await dl.download_video(self._link, archive_id, video_id, token, dest, options)
 
@@ -534,24 +400,13 @@ class Client:
             DiskError: ``dest_dir`` cannot be created.
         """
         options = dl.check_options(
-            self._download_defaults, connections, part_size, chunk_size, progress, timeout,
-            checksum,
+            self._download_defaults, connections, part_size, chunk_size, progress, timeout, checksum
         )
-        archive_id = req.check_id(archive_id, "archive_id")
-        token = req.check_token(token)
-        concurrency = dl.check_concurrency(concurrency)
-        dl.as_path(dest_dir, "dest_dir")
-        manifest = await self.get_archive_manifest(archive_id, token)
         return await dl.download_archive(
-            self._link, manifest, token, dest_dir, concurrency, options
+            self._link, self.get_archive_manifest, archive_id, token, dest_dir, concurrency, options
         )
 
-    # Bulk export lives in ``export/``; it sees this client only through its ``ExportClient``.
-    if False:  # names for the annotations below, for type checkers only: nothing runs here
-        from collections.abc import AsyncIterable, Iterable
-        from pathlib import Path
-
-        from .export import ExportProgress, ExportResult
+    # --- bulk export (export/: it sees this client only through its ``ExportClient``) -----
 
     async def export(
         self,
@@ -561,8 +416,8 @@ class Client:
         concurrency: int = 16,
         shard: str | tuple[int, int] | None = None,
         delete_after_verify: bool = False,
-        progress: Callable[[ExportProgress], None] | None = None,
-    ) -> ExportResult:
+        progress: Callable[[ex.ExportProgress], None] | None = None,
+    ) -> ex.ExportResult:
         """Export every archive of ``items`` into ``dest``: journaled, resumable, shardable.
 
         ``items`` are ``(archive_id, session_id)`` pairs (any iterable or async iterable, read
@@ -584,9 +439,7 @@ class Client:
             AuthError: the credentials were refused; the job stopped at once.
             DiskError: the disk is full or not writable; the job stopped, the journal is whole.
         """
-        from . import export
-
-        return await export.run(
+        return await ex.run(
             self,
             items,
             dest,

@@ -165,10 +165,9 @@ def _judge_success(status: int, headers: Mapping[str, str], asked: Asked) -> Ver
         first, last, total = parsed
         if first != asked.start:
             return Verdict(Action.RESTART, f"storage sent bytes from {first}, not {asked.start}")
-        wanted_last = asked.end if asked.end is not None else None
-        if total is not None:
-            if wanted_last is None or wanted_last >= total:
-                wanted_last = total - 1
+        wanted_last = asked.end
+        if total is not None and (wanted_last is None or wanted_last >= total):
+            wanted_last = total - 1
         if wanted_last is not None and last != wanted_last:
             return Verdict(Action.RESTART, f"storage sent bytes to {last}, not {wanted_last}")
         changed = _changed(asked, total, etag)

@@ -27,11 +27,18 @@ from ._errors import (
     RequestTimeoutError,
     ResponseError,
 )
-from ._http import HTTPRequest, HTTPResponse
+from ._http import HTTPRequest, HTTPResponse, Transport
 from ._requests import PARTNER_AUTH, TOKEN_AUTH
 from ._version import __version__
 
-__all__ = ["AiohttpTransport", "base_url", "safe_url", "translate", "user_agent_header"]
+__all__ = [
+    "AiohttpTransport",
+    "base_url",
+    "pick_transport",
+    "safe_url",
+    "translate",
+    "user_agent_header",
+]
 
 logger = logging.getLogger("aioopentok")
 # aiohttp pauses reading a socket once 2x its read buffer is queued (default 64 KiB). For a
@@ -246,3 +253,34 @@ class AiohttpTransport:
     def owns_pool(self) -> bool:
         """Whether the pool is ours to close (not borrowed) and still open."""
         return self._borrowed is None and self._session is not None and not self._session.closed
+
+
+def pick_transport(
+    transport: Transport | None,
+    session: aiohttp.ClientSession | None,
+    limit: int,
+    limit_per_host: int,
+    proxy: str | None,
+    proxy_headers: Mapping[str, str] | None,
+    trust_env: bool,
+) -> tuple[Transport, AiohttpTransport | None]:
+    """Return the Client's transport: the caller's, or ours on aiohttp (also returned)."""
+    if transport is None:
+        ours = AiohttpTransport(
+            session=session,
+            limit=limit,
+            limit_per_host=limit_per_host,
+            proxy=proxy,
+            proxy_headers=proxy_headers,
+            trust_env=trust_env,
+        )
+        return ours, ours
+    if session is not None or proxy is not None or proxy_headers or trust_env:
+        raise InvalidArgumentError(
+            "transport= sends the requests itself: pass it without session= or proxy options"
+        )
+    if not isinstance(transport, Transport):
+        raise InvalidArgumentError(
+            f"transport must have an async send(request) method, not {transport!r}"
+        )
+    return transport, None

@@ -6,6 +6,7 @@ import gc
 import warnings
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -173,13 +174,13 @@ async def test_one_connection_pool_serves_every_call(opentok_emulator: Emulator)
     emu = opentok_emulator
     created = 0
 
-    async def on_create(*_: object) -> None:
-        nonlocal created
-        created += 1
+    class Counting(aiohttp.TCPConnector):  # the pool itself counts: a borrowed session's
+        async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:  # traces are not ours
+            nonlocal created
+            created += 1
+            return await super()._create_connection(*args, **kwargs)
 
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_create_end.append(on_create)
-    async with aiohttp.ClientSession(trace_configs=[trace]) as borrowed:
+    async with aiohttp.ClientSession(connector=Counting()) as borrowed:
         async with Client(emu.api_key, emu.api_secret, api_url=emu.url, session=borrowed) as c:
             assert c.http_session is borrowed
             session = await c.create_session()
@@ -328,6 +329,6 @@ async def test_client_tokens_are_accepted_by_the_emulator(
 def test_credentials_are_redacted_from_reprs_of_headers_and_urls() -> None:
     client = Client(12345, "s3cr3t-0123", api_url="https://user:pw@proxy.example/hl")
     assert "pw" not in repr(client) and "s3cr3t" not in repr(client)
-    request = aioopentok._protocol.manifest_request("a1", "T1==abc")
+    request = aioopentok._requests.manifest_request("a1", "T1==abc")
     assert "T1==abc" not in repr(request) and request.headers["X-TB-TOKEN-AUTH"] == "T1==abc"
     assert "s3cr3t" not in repr({"X-TB-PARTNER-AUTH": client._partner_auth})

@@ -28,7 +28,8 @@ from aioopentok import (
     generate_token,
     verify_token,
 )
-from aioopentok import _requests as proto
+from aioopentok import _replies as rep
+from aioopentok import _requests as req
 from aioopentok.emulator._tokens import make_session_id
 from aioopentok.emulator._tokens import verify_token as emulator_verify
 
@@ -161,13 +162,13 @@ SAMPLES = [
     b"http://127.0.0.1:9/storage/x.flv?Signature=abc",
 ]
 
-PARSERS: list[Callable[[proto.Reply], object]] = [
-    proto.check_reply,
-    proto.parse_session,
-    proto.parse_manifest,
-    proto.parse_archive_url,
-    proto.parse_delete,
-    proto.parse_stitch,
+PARSERS: list[Callable[[rep.Reply], object]] = [
+    rep.check_reply,
+    rep.parse_session,
+    rep.parse_manifest,
+    rep.parse_archive_url,
+    rep.parse_delete,
+    rep.parse_stitch,
 ]
 statuses = st.sampled_from([200, 201, 202, 204, 301, 400, 401, 403, 404, 429, 500, 503, 599])
 headers = st.dictionaries(
@@ -178,7 +179,7 @@ headers = st.dictionaries(
 
 
 def _feed_all(body: bytes, status: int, extra: dict[str, str]) -> None:
-    reply = proto.Reply(status, CIMultiDict(extra), body)
+    reply = rep.Reply(status, CIMultiDict(extra), body)
     for parse in PARSERS:
         with contextlib.suppress(OpenTokException):
             parse(reply)
@@ -303,5 +304,5 @@ def test_parsers_on_random_well_formed_xml_raise_only_our_errors(
 @given(value=st.text(max_size=60) | st.none())
 @example(value="\u00b2")  # "²".isdigit() is true: found by this test
 def test_header_helpers_never_raise(value: str | None) -> None:
-    proto.retry_after_seconds(value)
-    proto.clock_offset(value, 0.0)
+    rep.retry_after_seconds(value)
+    rep.clock_offset(value, 0.0)

@@ -354,8 +354,9 @@ async def test_logs_carry_no_secret_token_or_signature(
     token = client.generate_token(sid, role="moderator", connection_data="name=Bob")
     await client.get_archive_manifest(aid, token)
     url = await client.download_archive_url(aid, vid, token)
-    async with client._open_storage(url) as storage:
-        assert storage.status == 200
+    storage = await client._link.open(url, {}, None)
+    assert storage.status == 200
+    await storage.aclose()
     signature = re.search(r"Signature=([^&]+)", url)
     assert signature is not None
     emu.faults.reset_connections = 1

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .._errors import InvalidArgumentError, OpenTokException
 from .._models import Archive
 from .._requests import check_id, check_token
-from ._fetch import StorageLink, VideoJob
+from ._fetch import VideoJob
+from ._link import StorageLink
 from ._options import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_CONNECTIONS,
@@ -33,6 +35,7 @@ from ._options import (
     DownloadResult,
     ProgressCallback,
     as_path,
+    check_budget,
     check_concurrency,
     check_options,
     check_segmenting,
@@ -48,6 +51,7 @@ __all__ = [
     "ProgressCallback",
     "StorageLink",
     "as_path",
+    "check_budget",
     "check_concurrency",
     "check_options",
     "check_segmenting",
@@ -85,19 +89,23 @@ async def download_video(
 
 async def download_archive(
     link: StorageLink,
-    manifest: Archive,
+    get_manifest: Callable[[str, str], Awaitable[Archive]],
+    archive_id: str,
     token: str,
     dest_dir: str | Path,
     concurrency: int,
     options: DownloadOptions,
 ) -> list[DownloadResult]:
-    """Download every video of ``manifest`` into ``dest_dir`` (see ``Client.download_archive``)."""
+    """Download every video of an archive into ``dest_dir`` (see ``Client.download_archive``)."""
+    archive_id = check_id(archive_id, "archive_id")
+    token = check_token(token)
+    concurrency = check_concurrency(concurrency)
     directory = as_path(dest_dir, "dest_dir")
+    manifest = await get_manifest(archive_id, token)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise disk_error(exc, directory, "create") from exc
-    archive_id = manifest.archive_id
     video_ids = list(dict.fromkeys(video.id for video in manifest.resources))
     limit = asyncio.Semaphore(concurrency)
 

@@ -15,52 +15,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .._errors import DownloadError, RequestError
-from .._http import HTTPResponse
-from .._retry import RetryPolicy
 from .._storage import ERROR_BODY_CAP, Action, Asked, Verdict, judge
+from ._body import Cursor, first_error, read_capped, write_body
+from ._link import SignedUrl, StorageLink
 from ._options import DownloadOptions, DownloadResult
-from ._partfile import FLV_HEADER_SIZE, PartFile, flv_prefix_ok
+from ._partfile import PartFile, flv_prefix_ok
 from ._ranges import RangeSet, Record, split
 
 if TYPE_CHECKING:
-    from aiohttp import ClientTimeout
+    pass
 
-__all__ = ["StorageLink", "VideoJob"]
+__all__ = ["VideoJob"]
 
-_MAX_PIECES = 256  # network reads gathered per write (an iovec must stay under IOV_MAX)
-_MAX_URL_REFRESHES = 3  # fresh signed URLs in a row without progress before giving up
 _MAX_RESTARTS = 3  # the file changed on storage this often during one call: give up
 logger = logging.getLogger("aioopentok")
-
-
-class StorageLink(Protocol):
-    """What a download needs from the Client, and nothing more."""
-
-    retry: RetryPolicy
-    slots: asyncio.Semaphore  # storage connections open at once, Client-wide
-
-    async def open(
-        self, url: str, headers: Mapping[str, str], timeout: ClientTimeout | None
-    ) -> HTTPResponse:
-        """GET a signed storage URL with exactly these headers (plus User-Agent)."""
-        ...
-
-    async def sign(self, archive_id: str, video_id: str, token: str) -> str:
-        """Return a fresh signed storage URL (the ``archive/url`` call)."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait between retries (tests inject a clock that does not)."""
-        ...
-
-    def jitter(self) -> float:
-        """Return a uniform [0, 1) draw for back-off jitter."""
-        ...
 
 
 class _Restart(Exception):
@@ -73,59 +45,6 @@ class _Transient(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
-
-
-class _Cursor:
-    """Where one part's request has written up to (survives the error that ends it)."""
-
-    __slots__ = ("pos",)
-
-    def __init__(self, pos: int) -> None:
-        self.pos = pos
-
-
-class _SignedUrl:
-    """The video's signed URL; refreshed once for every part that saw it refused."""
-
-    def __init__(self, sign: Callable[[], Awaitable[str]], video_id: str) -> None:
-        self._sign = sign
-        self._video_id = video_id
-        self.value = ""
-        self.generation = 0
-        self._refreshes = 0
-        self._pending: asyncio.Future[None] | None = None
-
-    async def fetch(self) -> None:
-        self.value = await self._sign()
-        self.generation += 1
-
-    def progressed(self) -> None:
-        self._refreshes = 0
-
-    async def refresh(self, seen: int, verdict: Verdict) -> None:
-        """Get a fresh URL unless one came since generation ``seen``; share one call."""
-        if self.generation != seen:
-            return
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._refresh(verdict))
-        await asyncio.shield(self._pending)
-
-    async def _refresh(self, verdict: Verdict) -> None:
-        try:
-            self._refreshes += 1
-            if self._refreshes > _MAX_URL_REFRESHES:
-                raise DownloadError(
-                    f"{self._video_id}: storage refused {self._refreshes} fresh signed URLs "
-                    "in a row",
-                    status=verdict.status,
-                    code=verdict.code,
-                    message=verdict.message,
-                )
-            logger.info("%s: signed URL refused (%s); asking for a fresh one", self._video_id,
-                        verdict.reason)
-            await self.fetch()
-        finally:
-            self._pending = None
 
 
 class VideoJob:
@@ -145,7 +64,7 @@ class VideoJob:
         self.video_id = video_id
         self.final = final
         self.options = options
-        self.url = _SignedUrl(lambda: link.sign(archive_id, video_id, token), video_id)
+        self.url = SignedUrl(lambda: link.sign(archive_id, video_id, token), video_id)
         self.total: int | None = None
         self.etag: str | None = None
         self.done = RangeSet()  # complete parts (segmented) or the prefix (one stream)
@@ -168,7 +87,11 @@ class VideoJob:
             await part.discard()  # a .part beside a complete file can only be stale
             await part.aclose()
             return DownloadResult(
-                self.archive_id, self.video_id, self.final, size=have, etag=self.etag,
+                self.archive_id,
+                self.video_id,
+                self.final,
+                size=have,
+                etag=self.etag,
                 skipped=True,
             )
         part = PartFile(self.final, checksum=self.options.checksum)
@@ -187,7 +110,10 @@ class VideoJob:
                     await self._start_over(part)
             digest = await part.finish(self.total)
         except BaseException:
-            if self.done.size == 0:  # nothing a resume could use: leave nothing behind
+            # A resume can use recorded parts, or (one stream) the prefix on disk; when there
+            # is neither, leave nothing behind (issue: no empty .part after a failure).
+            usable = self.done.size if self.segmented else part.written.prefix()
+            if not usable:
                 await part.discard()
             raise
         finally:
@@ -216,6 +142,7 @@ class VideoJob:
             if done.prefix() and not flv_prefix_ok(part.head):
                 await self._start_over(part)  # someone else's bytes: they can never verify
                 return
+            await part.catch_up()  # only now: re-reading someone else's gigabytes is waste
             self.done = RangeSet(done)
             self.resumed = True
             self.received = done.size
@@ -260,7 +187,7 @@ class VideoJob:
                     group.create_task(self._first(part, start, hi))
         except BaseExceptionGroup as group_error:
             # One part failed and the others were cancelled: report that part's reason.
-            raise _first_error(group_error) from None
+            raise first_error(group_error, _Restart) from None
         finally:
             self._group = None
 
@@ -294,8 +221,10 @@ class VideoJob:
             limit = hi if self.total is None or hi is None else min(hi, self.total)
             asked = Asked(pos, None if limit is None else limit - 1, self.total, self.etag)
             seen = self.url.generation
+            if pos > lo:
+                self.resumed = True  # this part goes on from bytes an earlier try wrote
             verdict: Verdict | None = None
-            cursor = _Cursor(pos)
+            cursor = Cursor(pos)
             try:
                 async with self.link.slots:
                     self._active += 1
@@ -374,16 +303,14 @@ class VideoJob:
         )
 
     async def _request(
-        self, part: PartFile, asked: Asked, first: bool, cursor: _Cursor
+        self, part: PartFile, asked: Asked, first: bool, cursor: Cursor
     ) -> tuple[Verdict, int]:
         """Send one request for ``asked``; stream its body. Return the verdict and position."""
-        response = await self.link.open(
-            self.url.value, asked.range_header(), self.options.timeout
-        )
+        response = await self.link.open(self.url.value, asked.range_header(), self.options.timeout)
         try:
             body = b""
             if response.status not in (200, 206):
-                body = await _read_capped(response, ERROR_BODY_CAP)
+                body = await read_capped(response, ERROR_BODY_CAP)
             verdict = judge(response.status, response.headers, body, asked)
             if verdict.action is not Action.STREAM:
                 if verdict.action is Action.COMPLETE:
@@ -409,99 +336,21 @@ class VideoJob:
                     rest = split([(first_end, self.total)], self.options.part_size)
                     self._spawn(part, rest, 1)
             cursor.pos = pos
-            await self._stream(response, part, cursor)
+            await write_body(
+                response, part, cursor, self.options.chunk_size, self.total, self._got,
+                self.video_id,
+            )  # fmt: skip
             return verdict, cursor.pos
         finally:
             await response.aclose()
 
-    async def _stream(self, response: HTTPResponse, part: PartFile, cursor: _Cursor) -> None:
-        """Write the body from ``cursor.pos`` on, moving the cursor past each chunk written.
-
-        One chunk is on its way to disk while the next is read; after a transport error what
-        did arrive is written first, so the retry asks only for the rest.
-        """
-        pending: asyncio.Future[None] | None = None
-        pieces: list[bytes] = []
-        buffered = 0
+    def _got(self, size: int) -> None:
+        self.received += size
         self._progress()
-
-        async def flush() -> None:
-            nonlocal pending, pieces, buffered
-            pos = cursor.pos
-            if pos < FLV_HEADER_SIZE:
-                head = part.head[:pos] + b"".join(p[:FLV_HEADER_SIZE] for p in pieces)
-                if not flv_prefix_ok(head[:FLV_HEADER_SIZE]):
-                    await self._wrong_bytes(part, pending, f"not an FLV file (starts with "
-                                            f"{head[:FLV_HEADER_SIZE]!r})")
-            if self.total is not None and pos + buffered > self.total:
-                await self._wrong_bytes(
-                    part, pending, f"storage sent more than the {self.total} bytes it announced"
-                )
-            await part.wait(pending)
-            pending = part.submit(pos, pieces)
-            cursor.pos = pos + buffered
-            self.received += buffered
-            pieces, buffered = [], 0
-            self._progress()
-
-        try:
-            async for piece in response:
-                pieces.append(piece)
-                buffered += len(piece)
-                if buffered >= self.options.chunk_size or len(pieces) >= _MAX_PIECES:
-                    await flush()
-        except RequestError:
-            if pieces:
-                await flush()
-            raise
-        else:
-            if pieces:
-                await flush()
-        finally:
-            await part.wait(pending)
-
-    async def _wrong_bytes(
-        self, part: PartFile, pending: asyncio.Future[None] | None, problem: str
-    ) -> None:
-        """Throw the ``.part`` away (its bytes can never verify) and fail the download."""
-        await part.wait(pending)
-        await part.discard()
-        self.done = RangeSet()
-        raise DownloadError(f"{self.video_id}: {problem}")
 
     def _progress(self) -> None:
         if self.options.progress is not None:
             self.options.progress(self.video_id, self.received, self.total)
-
-
-def _first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """Return the first real failure in a task group's exceptions (a restart wins)."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop(0)
-        if isinstance(exc, BaseExceptionGroup):
-            stack[:0] = list(exc.exceptions)
-        else:
-            leaves.append(exc)
-    for exc in leaves:
-        if isinstance(exc, _Restart):
-            return exc
-    return leaves[0]
-
-
-async def _read_capped(response: HTTPResponse, cap: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in response:
-            chunks.append(chunk[: cap - size])
-            size += len(chunk)
-            if size >= cap:
-                break
-    except RequestError:
-        pass  # the status says enough; the body was only for its reason
-    return b"".join(chunks)
 
 
 def _file_size(path: Path) -> int | None:

@@ -25,6 +25,7 @@ __all__ = [
     "DownloadResult",
     "ProgressCallback",
     "as_path",
+    "check_budget",
     "check_concurrency",
     "check_options",
     "check_segmenting",
@@ -136,6 +137,11 @@ def check_options(
         timeout=timeout,
         checksum=bool(checksum),
     )
+
+
+def check_budget(max_storage_connections: object) -> int:
+    """Return a valid Client-wide storage-connection budget, or raise."""
+    return _int_in(max_storage_connections, "max_storage_connections", 1, 100_000)
 
 
 def check_concurrency(concurrency: object) -> int:

@@ -161,10 +161,13 @@ class PartFile:
         return size, record
 
     async def adopt(self, done: RangeSet) -> None:
-        """Take ``done`` as already on disk (a prefix or a record), and hash it in file order."""
+        """Take ``done`` as already on disk (a prefix or a record); read its FLV header."""
         await self._run("read", self._adopt, done)
+
+    async def catch_up(self) -> None:
+        """Hash the adopted prefix, in slices (so a cancel is prompt and the loop stays free)."""
         while await self._run("read", self._catch_up, _READBACK_CHUNK * 4):
-            pass  # one slice per job: cancellable, and writes queue behind at most one slice
+            pass
 
     def _adopt(self, done: RangeSet) -> None:
         self.written = RangeSet(done)
@@ -217,8 +220,10 @@ class PartFile:
 
     def _write(self, offset: int, pieces: list[bytes]) -> None:
         size = sum(len(p) for p in pieces)
-        if offset < FLV_HEADER_SIZE and len(self.head) < FLV_HEADER_SIZE and offset <= len(
-            self.head
+        if (
+            offset < FLV_HEADER_SIZE
+            and len(self.head) < FLV_HEADER_SIZE
+            and offset <= len(self.head)
         ):
             joined = b"".join(p[:FLV_HEADER_SIZE] for p in pieces)
             self.head = (self.head[:offset] + joined)[:FLV_HEADER_SIZE]
