@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from aiohttp import web
 
 from ._flv import FlvVideo
-from ._hashes import etag
+from ._hashes import HashKey, etag
 from ._pace import TokenBucket, write_size
 from ._state import State
 from ._xml import s3_error
@@ -80,8 +80,14 @@ def _paced(chunks: Iterator[memoryview], rate: int | None) -> Iterator[memoryvie
             yield chunk[i : i + size]
 
 
-def _find_video(state: State, api_key: str, archive_id: str, name: str) -> FlvVideo | None:
-    """Map a storage path to the video it names (or the archive's stitched file)."""
+def _find_video(
+    state: State, api_key: str, archive_id: str, name: str
+) -> tuple[HashKey, FlvVideo] | None:
+    """Map a storage path to the video it names (or the archive's stitched file).
+
+    The key is (archive id, video id) as ``Emulator.video_digest`` uses it, so a digest
+    computed there serves as this file's ETag too.
+    """
     archive = state.archives.get(archive_id)
     if api_key != state.api_key or archive is None or archive.deleted:
         return None
@@ -89,11 +95,11 @@ def _find_video(state: State, api_key: str, archive_id: str, name: str) -> FlvVi
         if archive.stitched is None:
             total = sum(v.size for v in archive.videos)
             archive.stitched = FlvVideo(archive.id, STITCHED_NAME, total)
-        return archive.stitched
+        return (archive.id, name), archive.stitched
     if not name.endswith(".flv"):
         return None
     video = archive.video(name[: -len(".flv")])
-    return None if video is None else video.flv
+    return None if video is None else ((archive.id, video.id), video.flv)
 
 
 async def handle_storage(request: web.Request, state: State) -> web.StreamResponse:
@@ -106,14 +112,14 @@ async def handle_storage(request: web.Request, state: State) -> web.StreamRespon
         faults.storage_403 -= 1
         return _error(403, "AccessDenied", "Request has expired")
     info = request.match_info
-    flv = _find_video(state, info["api_key"], info["archive_id"], info["name"])
-    if flv is None:
+    found = _find_video(state, info["api_key"], info["archive_id"], info["name"])
+    if found is None:
         return _error(404, "NoSuchKey", "The specified key does not exist.")
-
+    key, flv = found
     total = flv.size
     headers = {
         "Accept-Ranges": "bytes",
-        "ETag": await etag(state, (info["archive_id"], info["name"]), flv),
+        "ETag": await etag(state, key, flv),
         "Content-Type": "video/mp4" if info["name"] == STITCHED_NAME else "video/x-flv",
     }
     try:

@@ -171,12 +171,11 @@ async def test_cli_serves_paced_storage(http: aiohttp.ClientSession) -> None:
     assert proc.stdout is not None
     try:
         url = re.search(r"url=(\S+)", (await proc.stdout.readline()).decode())
-        sid = (await proc.stdout.readline()).decode().strip().removeprefix("session_id=")
         line = (await proc.stdout.readline()).decode()
-        m = re.fullmatch(r"archive_id=(\S+) videos=(\S+) \S+\n", line)
+        m = re.fullmatch(r"archive_id=(\S+) session_id=(\S+) videos=(\S+) \S+\n", line)
         assert url is not None and m is not None, line
-        headers = {"X-TB-TOKEN-AUTH": build_token(sid)}
-        async with http.get(f"{url.group(1)}/archive/url/{m[1]}/{m[2]}", headers=headers) as r:
+        headers = {"X-TB-TOKEN-AUTH": build_token(m[2])}
+        async with http.get(f"{url.group(1)}/archive/url/{m[1]}/{m[3]}", headers=headers) as r:
             storage = await r.text()
         started = time.perf_counter()
         async with http.get(storage) as r:
