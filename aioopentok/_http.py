@@ -66,9 +66,7 @@ class HTTPResponse:
     ) -> None:
         self.status = status
         self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(headers or {}))
-        self._stream: AsyncIterator[bytes] = (
-            _no_body() if stream is None else aiter(stream)
-        )
+        self._stream: AsyncIterator[bytes] = _no_body() if stream is None else aiter(stream)
         self._closed = False
 
     def __repr__(self) -> str:
