@@ -17,6 +17,7 @@ from typing import Any
 from .._models import Role
 from .._version import __version__
 from . import _commands as cmd
+from . import _export as exp
 
 __all__ = ["build_parser"]
 
@@ -140,4 +141,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("stitch", cmd.cmd_stitch, "ask for one MP4 of an archive (partner auth)")
     p.add_argument("archive_id", metavar="ARCHIVE_ID")
+
+    p = add(
+        "export",
+        exp.cmd_export,
+        "export every archive of LIST to --dest: journaled, resumable, shardable "
+        "(exit 0 all done, 8 some failed, 3 bad credentials, 130 interrupted)",
+    )
+    p.add_argument(
+        "list", metavar="LIST", help="a file of 'ARCHIVE_ID SESSION_ID' lines, or - for stdin"
+    )
+    p.add_argument("--dest", type=Path, required=True, help="the export directory")
+    p.add_argument(
+        "--concurrency", type=_positive, default=16, help="requests in flight, whole job (16)"
+    )
+    p.add_argument("--shard", metavar="K/N", help="only shard K of N (0 <= K < N) of the LIST")
+    p.add_argument("--report", type=Path, metavar="FILE", help="one row per archive: .jsonl/.csv")
+    p.add_argument(
+        "--delete-after-verify",
+        action="store_true",
+        help="delete each archive from the service once every file verifies (size, MD5/ETag)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be done; make no request"
+    )
+
+    p = add("export-status", exp.cmd_export_status, "totals of an export's journals")
+    p.add_argument("dir", type=Path, metavar="DIR", help="the export's --dest")
+    p.add_argument("--failed", action="store_true", help="list the failed archives and why")
     return parser

@@ -284,13 +284,16 @@ class _Job:
         *,
         earlier: bool = False,
     ) -> None:
+        problems = []
         for video in facts.values():
             path = folder / f"{video.video_id}.flv"
             problem = await self._disk(verify_file, path, video, md5=True)
             if problem is not None:
                 # The next run downloads it again, instead of skipping a file of the right size.
                 await self._disk(path.unlink, missing_ok=True)
-                raise _VerifyFailed(f"not deleted: {path.name} {problem}")
+                problems.append(f"{path.name} {problem}")
+        if problems:
+            raise _VerifyFailed(f"not deleted: {'; '.join(problems)}")
         try:
             await self._call(lambda: self.client.delete_archive(archive_id, token))
         except NotFoundError:
