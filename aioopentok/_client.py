@@ -30,12 +30,12 @@ from . import export as ex
 from ._errors import (
     NotFoundError,
 )
-from ._http import Transport
+from ._http import Transport, safe_url
 from ._models import Archive, P2PPreference, Role, Session, StitchResult
 from ._retry import RetryPolicy
 from ._sending import Sender, StorageLink
 from ._tokens import TokenSigner
-from ._transport import base_url, pick_transport, safe_url, user_agent_header
+from ._transport import base_url, pick_transport, user_agent_header
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT",

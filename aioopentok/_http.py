@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
 if TYPE_CHECKING:
     from aiohttp import ClientTimeout
 
-__all__ = ["HTTPRequest", "HTTPResponse", "Transport", "iterate_bytes"]
+__all__ = ["HTTPRequest", "HTTPResponse", "Transport", "iterate_bytes", "safe_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +106,9 @@ async def iterate_bytes(data: bytes, chunk_size: int = 64 * 1024) -> AsyncIterat
     view = memoryview(data)
     for offset in range(0, len(data), chunk_size):
         yield bytes(view[offset : offset + chunk_size])
+
+
+def safe_url(url: str) -> str:
+    """Return a URL without credentials or query string (signed URLs carry signatures there)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"

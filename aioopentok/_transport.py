@@ -27,7 +27,7 @@ from ._errors import (
     RequestTimeoutError,
     ResponseError,
 )
-from ._http import HTTPRequest, HTTPResponse, Transport
+from ._http import HTTPRequest, HTTPResponse, Transport, safe_url
 from ._requests import PARTNER_AUTH, TOKEN_AUTH
 from ._version import __version__
 
@@ -35,7 +35,6 @@ __all__ = [
     "AiohttpTransport",
     "base_url",
     "pick_transport",
-    "safe_url",
     "translate",
     "user_agent_header",
 ]
@@ -67,12 +66,6 @@ def user_agent_header(suffix: str | None) -> str:
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in suffix):
         raise InvalidArgumentError("user_agent must not contain control characters")
     return f"{agent} {suffix}"
-
-
-def safe_url(url: str) -> str:
-    """Return a URL without credentials or query string (signed URLs carry signatures there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _redact_request_info(exc: aiohttp.ClientResponseError) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import DownloadError, RequestError
+from .._http import safe_url
 from .._storage import ERROR_BODY_CAP, Action, Asked, Verdict, judge
 from ._body import Cursor, first_error, read_capped, write_body
 from ._link import SignedUrl, StorageLink
@@ -292,8 +293,6 @@ class VideoJob:
         await self.link.sleep(delay)
 
     def _error(self, verdict: Verdict, detail: str | None = None) -> DownloadError:
-        from .._transport import safe_url  # a pure helper; no I/O is imported by it
-
         where = safe_url(self.url.value)
         text = f"{self.video_id}: {verdict.reason} for {where}"
         if detail:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from .._errors import DownloadError
-from .._http import HTTPResponse
+from .._http import HTTPResponse, safe_url
 from .._retry import RetryPolicy
 from .._storage import Verdict
 
@@ -84,7 +84,7 @@ class SignedUrl:
             if self._refreshes > MAX_URL_REFRESHES:
                 raise DownloadError(
                     f"{self._video_id}: storage refused {self._refreshes} fresh signed URLs "
-                    "in a row",
+                    f"in a row for {safe_url(self.value)}",
                     status=verdict.status,
                     code=verdict.code,
                     message=verdict.message,

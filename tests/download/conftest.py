@@ -32,6 +32,11 @@ def url_calls(emu: Emulator) -> int:
     return sum(1 for r in emu.requests if "/archive/url/" in r.path)
 
 
+def files_in(path: Path) -> list[Path]:
+    """The directory's entries (a sync helper: async tests must not block on pathlib)."""
+    return sorted(path.iterdir())
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

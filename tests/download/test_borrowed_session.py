@@ -71,8 +71,10 @@ async def test_a_borrowed_session_with_auth_sends_no_basic_auth(emu: Emulator, t
         warnings.simplefilter("ignore", DeprecationWarning)  # aiohttp 3.14 deprecates auth=
         auth = aiohttp.BasicAuth("app-user", "app-secret-password")
         borrowed = _app_session(emu, auth=auth)
-    async with borrowed:
-        async with Client(emu.api_key, emu.api_secret, api_url=emu.url, session=borrowed) as c:
+    async with (
+        borrowed,
+        Client(emu.api_key, emu.api_secret, api_url=emu.url, session=borrowed) as c,
+    ):
             aid, (vid,), token = make_archive(emu, 200_000)
             await c.get_archive_manifest(aid, token)
             await c.download_video(aid, vid, token, tmp_path)
@@ -82,7 +84,7 @@ async def test_a_borrowed_session_with_auth_sends_no_basic_auth(emu: Emulator, t
 async def test_an_api_error_status_is_ours_not_aiohttps(emu: Emulator) -> None:
     from aioopentok import NotFoundError, ServerError
 
-    async with _app_session(emu, headers=APP_HEADERS) as borrowed:
+    async with _app_session(emu, headers=APP_HEADERS) as borrowed:  # noqa: SIM117
         async with Client(emu.api_key, emu.api_secret, api_url=emu.url, session=borrowed,
                           retry=0) as c:  # fmt: skip
             aid, _, token = make_archive(emu, 1000)
