@@ -7,11 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+_STREAM_WRITER_ERROR = "missing 1 required keyword-only argument: 'stream_writer'"
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+
+
+def _aiohttp_version() -> tuple[int, ...]:
+    return tuple(int(part) for part in aiohttp.__version__.split(".")[:2])
 
 
 def test_readme_has_python_blocks() -> None:
@@ -42,6 +48,14 @@ def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
     result = subprocess.run(
         command, capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
     )
+    if "aioresponses" in code and "1 skipped" in result.stdout:
+        pytest.skip("aioresponses is not installed")
+    if "aioresponses" in code and result.returncode != 0:
+        # README: upstream aioresponses is broken on aiohttp >= 3.14.0. Where it fails, it must
+        # be that breakage, and on such an aiohttp, so the README's warning stays true.
+        assert _STREAM_WRITER_ERROR in result.stdout, result.stdout + result.stderr
+        assert _aiohttp_version() >= (3, 14), aiohttp.__version__
+        return
     assert result.returncode == 0, result.stdout + result.stderr
     if "def test_" in code:
         assert "1 passed" in result.stdout
