@@ -21,8 +21,8 @@ SIZE = 1_500  # tiny videos: these tests are about the job, not the bytes
 
 
 def seed(emu: Emulator, count: int, videos: int = 1, size: int = SIZE) -> list[tuple[str, str]]:
-    session_id = emu.create_session_id()
-    return [(emu.add_archive(session_id, [size] * videos), session_id) for _ in range(count)]
+    """Return ``count`` new (archive_id, session_id) pairs, each archive in its own session."""
+    return emu.seed_archives(count, videos_per_archive=videos, video_size=size)
 
 
 def assert_exported(emu: Emulator, dest: Path, pairs: list[tuple[str, str]]) -> None:
