@@ -1,7 +1,9 @@
-"""Issue 6, reliability: timeouts and retries, against the emulator's fault knobs.
+"""Issue 6, reliability: timeouts and retries.
 
-Every test talks HTTP to a real emulator on 127.0.0.1. The retry sleep is injected, so the
-back-off delays are recorded, not waited for.
+Where the wire is the point (timeouts, resets, refused connections, aiohttp's own resend) the
+tests talk HTTP to a real emulator on 127.0.0.1; the retry policy's arithmetic (back-off,
+Retry-After, bounds, which statuses) goes through ``aioopentok.testing.MockTransport``. The
+retry sleep is injected, so the back-off delays are recorded, not waited for.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import asyncio
 import logging
 import random
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import pytest
@@ -28,8 +31,10 @@ from aioopentok import (
     RequestTimeoutError,
     RetryPolicy,
     ServerError,
+    generate_token,
 )
 from aioopentok.emulator import Emulator
+from aioopentok.testing import HTTPRequest, HTTPResponse, MockTransport, replies
 
 
 class FakeSleep:
@@ -180,133 +185,6 @@ async def test_connection_refused_is_retried_then_raises_request_error(sleep: Fa
     assert len(sleep.delays) == 3
 
 
-async def test_backoff_is_exponential_with_full_jitter(
-    emu: Emulator, client: Client, sleep: FakeSleep
-) -> None:
-    aid, _, token = _archive(emu, client)
-    emu.faults.reset_connections = 4  # no Retry-After on a reset: back-off decides
-    policy = client.retry
-    # Full jitter is uniform in [0, ceiling): with the top jitter the ceilings show.
-    client._jitter = lambda: 0.999999
-    with pytest.raises(RequestError):
-        await client.get_archive_manifest(aid, token)
-    ceilings = [min(policy.max_backoff, policy.backoff * 2**n) for n in range(3)]
-    assert sleep.delays == pytest.approx([c * 0.999999 for c in ceilings])
-    assert ceilings == [0.5, 1.0, 2.0]
-    # With real randomness every delay stays under its ceiling, and they are not all equal.
-    client._jitter = random.random
-    sleep.delays.clear()
-    for _ in range(10):
-        emu.faults.reset_connections = 4
-        with pytest.raises(RequestError):
-            await client.get_archive_manifest(aid, token)
-    assert len(sleep.delays) == 30
-    for n, delay in enumerate(sleep.delays):
-        assert 0 <= delay < ceilings[n % 3]
-    assert len(set(sleep.delays)) > 20
-
-
-async def test_retry_after_up_to_the_cap_is_waited_for(emu: Emulator, sleep: FakeSleep) -> None:
-    policy = RetryPolicy(max_retry_after=5)
-    async with Client(
-        emu.api_key, emu.api_secret, api_url=emu.url, sleep=sleep, retry=policy
-    ) as client:
-        aid, _, token = _archive(emu, client)
-        emu.faults.fail_503 = 1
-        emu.faults.retry_after = 5
-        await client.get_archive_manifest(aid, token)
-    assert sleep.delays == [5.0]
-
-
-async def test_retry_after_beyond_the_cap_ends_the_retries_and_is_reported(
-    emu: Emulator, sleep: FakeSleep
-) -> None:
-    # Calling back after 5 s a service that asked for an hour would ignore it: the caller gets
-    # the error with retry_after and schedules the call itself.
-    policy = RetryPolicy(max_retry_after=5)
-    async with Client(
-        emu.api_key, emu.api_secret, api_url=emu.url, sleep=sleep, retry=policy
-    ) as client:
-        aid, _, token = _archive(emu, client)
-        emu.clear_requests()
-        emu.faults.fail_503 = 1
-        emu.faults.retry_after = 3600
-        with pytest.raises(ServerError) as info:
-            await client.get_archive_manifest(aid, token)
-    assert info.value.retry_after == 3600.0
-    assert sleep.delays == []
-    assert len(emu.requests) == 1
-
-
-async def test_retries_are_bounded_and_then_the_status_error_raises(
-    emu: Emulator, client: Client, sleep: FakeSleep
-) -> None:
-    aid, _, token = _archive(emu, client)
-    emu.clear_requests()
-    emu.faults.fail_503 = 100
-    with pytest.raises(ServerError) as info:
-        await client.get_archive_manifest(aid, token)
-    assert info.value.status == 503
-    assert len(emu.requests) == 4  # the first try and 3 retries (the default)
-    assert len(sleep.delays) == 3
-
-
-async def test_429_after_the_last_try_raises_rate_limited(
-    emu: Emulator, client: Client, sleep: FakeSleep
-) -> None:
-    aid, _, token = _archive(emu, client)
-    emu.clear_requests()
-    emu.faults.fail_status = 429
-    emu.faults.retry_after = 7
-    emu.faults.fail_503 = 100
-    with pytest.raises(RateLimitedError) as info:
-        await client.get_archive_manifest(aid, token)
-    assert info.value.status == 429
-    assert info.value.retry_after == 7.0
-    assert len(emu.requests) == 4
-    assert sleep.delays == [7.0, 7.0, 7.0]
-
-
-@pytest.mark.parametrize("retries", [0, 1, 5])
-async def test_number_of_retries_is_configurable(
-    emu: Emulator, sleep: FakeSleep, retries: int
-) -> None:
-    async with Client(
-        emu.api_key, emu.api_secret, api_url=emu.url, sleep=sleep, retry=retries
-    ) as client:
-        aid, _, token = _archive(emu, client)
-        emu.clear_requests()
-        emu.faults.fail_503 = 100
-        with pytest.raises(ServerError):
-            await client.get_archive_manifest(aid, token)
-        assert len(emu.requests) == retries + 1
-        emu.faults.fail_503 = 0
-        emu.faults.reset_connections = 100
-        with pytest.raises(RequestError):
-            await client.get_archive_manifest(aid, token)
-        assert len(emu.requests) == 2 * (retries + 1)
-    assert len(sleep.delays) == 2 * retries
-
-
-async def test_non_retryable_statuses_are_not_retried(
-    emu: Emulator, client: Client, sleep: FakeSleep
-) -> None:
-    aid, _, token = _archive(emu, client)
-    emu.clear_requests()
-    emu.faults.fail_status = 500
-    emu.faults.fail_503 = 100
-    with pytest.raises(ServerError):
-        await client.get_archive_manifest(aid, token)
-    assert len(emu.requests) == 1
-    # An auth failure is the caller's to fix, never retried either.
-    bad = Client(emu.api_key, "not-the-secret", api_url=emu.url, sleep=sleep)
-    async with bad:
-        emu.faults.fail_503 = 0
-        with pytest.raises(AuthError):
-            await bad.create_session()
-    assert sleep.delays == []
-
-
 async def test_create_session_is_not_retried_by_default(
     emu: Emulator, client: Client, sleep: FakeSleep
 ) -> None:
@@ -362,6 +240,134 @@ async def test_retry_zero_means_exactly_one_request_on_the_wire(
         with pytest.raises(RequestError):
             await c.get_archive_manifest(aid, token)
     assert len(emu.requests) == 1
+
+
+# --- the retry policy, through MockTransport (no socket: only the policy is under test) --------
+
+MOCK_KEY, MOCK_SECRET = "12345", "0123456789abcdef0123456789abcdef01234567"
+MOCK_SID = "1_MX4xMjM0NX4xMjcuMC4wLjF-VHVlIFNlcCAwNCAxNDo1MzowMiBQRFQgMjAxMn4wLjUyMTE4MTN-"
+MOCK_ARCHIVE = "200567af-0726-4e93-883b-fe0426d6310a"
+MOCK_TOKEN = generate_token(MOCK_KEY, MOCK_SECRET, MOCK_SID, role="moderator")
+
+
+def _mock_client(transport: MockTransport, sleep: FakeSleep, **options: Any) -> Client:
+    return Client(
+        MOCK_KEY, MOCK_SECRET, api_url="https://api.test/hl", transport=transport, sleep=sleep,
+        **options,
+    )  # fmt: skip
+
+
+def _answers(*replies_: Callable[[], HTTPResponse]) -> MockTransport:
+    """Answer with each builder in turn, the last one for ever after."""
+    made = iter(replies_)
+    last = replies_[-1]
+    return MockTransport(lambda request: next(made, last)())
+
+
+def _reset(request: HTTPRequest) -> HTTPResponse:
+    raise RequestError("connection reset by peer")
+
+
+def _manifest() -> HTTPResponse:
+    return replies.manifest(MOCK_ARCHIVE, ["v1"])
+
+
+async def test_backoff_is_exponential_with_full_jitter(sleep: FakeSleep) -> None:
+    # A reset has no Retry-After: the back-off alone decides.
+    async with _mock_client(MockTransport(_reset), sleep) as client:
+        policy = client.retry
+        # Full jitter is uniform in [0, ceiling): with the top jitter the ceilings show.
+        client._jitter = lambda: 0.999999
+        with pytest.raises(RequestError):
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+        ceilings = [min(policy.max_backoff, policy.backoff * 2**n) for n in range(3)]
+        assert sleep.delays == pytest.approx([c * 0.999999 for c in ceilings])
+        assert ceilings == [0.5, 1.0, 2.0]
+        # With real randomness every delay stays under its ceiling, and they are not all equal.
+        client._jitter = random.random
+        sleep.delays.clear()
+        for _ in range(10):
+            with pytest.raises(RequestError):
+                await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert len(sleep.delays) == 30
+    for n, delay in enumerate(sleep.delays):
+        assert 0 <= delay < ceilings[n % 3]
+    assert len(set(sleep.delays)) > 20
+
+
+async def test_retry_after_up_to_the_cap_is_waited_for(sleep: FakeSleep) -> None:
+    transport = _answers(lambda: replies.status(503, retry_after=5), _manifest)
+    async with _mock_client(transport, sleep, retry=RetryPolicy(max_retry_after=5)) as client:
+        await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert sleep.delays == [5.0]
+    assert len(transport.requests) == 2
+
+
+async def test_retry_after_beyond_the_cap_ends_the_retries_and_is_reported(
+    sleep: FakeSleep,
+) -> None:
+    # Calling back after 5 s a service that asked for an hour would ignore it: the caller gets
+    # the error with retry_after and schedules the call itself.
+    transport = _answers(lambda: replies.status(503, retry_after=3600), _manifest)
+    async with _mock_client(transport, sleep, retry=RetryPolicy(max_retry_after=5)) as client:
+        with pytest.raises(ServerError) as info:
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert info.value.retry_after == 3600.0
+    assert sleep.delays == []
+    assert len(transport.requests) == 1
+
+
+async def test_retries_are_bounded_and_then_the_status_error_raises(sleep: FakeSleep) -> None:
+    transport = _answers(lambda: replies.status(503))
+    async with _mock_client(transport, sleep) as client:
+        with pytest.raises(ServerError) as info:
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert info.value.status == 503
+    assert len(transport.requests) == 4  # the first try and 3 retries (the default)
+    assert len(sleep.delays) == 3
+
+
+async def test_429_after_the_last_try_raises_rate_limited(sleep: FakeSleep) -> None:
+    transport = _answers(lambda: replies.status(429, retry_after=7))
+    async with _mock_client(transport, sleep) as client:
+        with pytest.raises(RateLimitedError) as info:
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert info.value.status == 429
+    assert info.value.retry_after == 7.0
+    assert len(transport.requests) == 4
+    assert sleep.delays == [7.0, 7.0, 7.0]
+
+
+@pytest.mark.parametrize("retries", [0, 1, 5])
+async def test_number_of_retries_is_configurable(sleep: FakeSleep, retries: int) -> None:
+    unavailable = _answers(lambda: replies.status(503))
+    async with _mock_client(unavailable, sleep, retry=retries) as client:
+        with pytest.raises(ServerError):
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert len(unavailable.requests) == retries + 1
+    resetting = MockTransport(_reset)
+    async with _mock_client(resetting, sleep, retry=retries) as client:
+        with pytest.raises(RequestError):
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert len(resetting.requests) == retries + 1
+    assert len(sleep.delays) == 2 * retries
+
+
+async def test_non_retryable_statuses_are_not_retried(sleep: FakeSleep) -> None:
+    transport = _answers(lambda: replies.status(500))
+    async with _mock_client(transport, sleep) as client:
+        with pytest.raises(ServerError):
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert len(transport.requests) == 1
+    # An auth failure is the caller's to fix, never retried either.
+    refused = _answers(lambda: replies.errors(403))
+    async with _mock_client(refused, sleep, retry_create_session=True) as client:
+        with pytest.raises(AuthError):
+            await client.create_session()
+        with pytest.raises(AuthError):
+            await client.get_archive_manifest(MOCK_ARCHIVE, MOCK_TOKEN)
+    assert len(refused.requests) == 2
+    assert sleep.delays == []
 
 
 # --- delete_archive and the lost reply ---------------------------------------------------------
