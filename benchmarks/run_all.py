@@ -1,11 +1,12 @@
-"""Run every benchmark and print one table (about 3-4 minutes on a 2-core VM).
+"""Run every benchmark and print one table (about 8 minutes on a 2-core VM; segmented ~5).
 
 Strategy: each ``bench_*.py`` exposes ``run() -> list[Row]`` and also runs alone; this script
 prints the machine once, runs them in turn (each in its own process, so one's memory and
 pinned CPU don't colour the next) and prints the combined Markdown table for
 ``benchmarks/README.md``. ``load.py`` (full-size load runs, pass/fail, not ratios) is separate.
 
-Usage: ``python benchmarks/run_all.py [tokens] [sessions] [downloads]`` (default: all).
+Usage: ``python benchmarks/run_all.py [tokens] [sessions] [downloads] [segmented]`` (default:
+all).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from _common import Row, print_machine, print_table
 
 __all__ = ["main"]
 
-BENCHES = ("tokens", "sessions", "downloads")
+BENCHES = ("tokens", "sessions", "downloads", "segmented")
 _CHILD = """
 import dataclasses, json, sys
 sys.path.insert(0, {here!r})
