@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 
 try:
     import pytest_asyncio
-except ImportError as exc:  # opted in without the dependency: say what is missing
+except ImportError as exc:  # pragma: no cover - tests/testing/test_pytest_plugin.py, a subprocess
+    # Opted in without the dependency: say what is missing.
     raise ImportError(
         "aioopentok.testing.pytest_plugin needs pytest-asyncio (pip install pytest-asyncio)"
     ) from exc

@@ -215,3 +215,25 @@ async def test_an_expired_storage_url_is_replaced_by_exactly_one_fresh_one(tmp_p
     signs = [r for r in transport.requests if "/archive/url/" in r.url]
     assert len(signs) == 2  # the first URL, then one fresh URL after storage's 403
     assert transport.requests[-1].url == new
+
+
+async def test_stitch_replies_processing_then_ready_and_routes_by_method() -> None:
+    answers = iter(
+        [replies.stitch_processing(), replies.stitch_ready("https://storage.test/s.mp4")]
+    )
+    router = Router()
+    router.add("POST", "archive/{archive_id}/stitch", lambda request: next(answers))
+    transport = MockTransport(router)
+    async with make_client(transport) as client:
+        assert not (await client.stitch_archive(ARCHIVE)).ready
+        done = await client.stitch_archive(ARCHIVE)
+    assert done.ready and done.url == "https://storage.test/s.mp4"
+    assert transport.requests[0].headers["X-TB-PARTNER-AUTH"] == f"{KEY}:{SECRET}"
+    get = HTTPRequest("GET", f"{API}/archive/{ARCHIVE}/stitch")
+    assert router.params(get) == {}  # a GET is not routed: production's nginx 404
+    assert router(get).status == 404  # type: ignore[union-attr]
+
+
+def test_a_handler_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        MockTransport(replies.deleted())  # type: ignore[arg-type]
