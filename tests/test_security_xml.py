@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import time
 import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -135,6 +136,31 @@ async def _gzip_bomb(request: web.Request) -> web.StreamResponse:
     )
 
 
+_INFLATED = b"<sessions>" + b" " * (200 * MIB) + b"</sessions>"
+_DEFLATE_BOMB = zlib.compress(_INFLATED, 9)  # "deflate" as the RFC says: zlib-wrapped
+_RAW = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+_RAW_DEFLATE_BOMB = _RAW.compress(_INFLATED) + _RAW.flush()  # as many servers send it
+
+
+async def _deflate_bomb(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        body=_DEFLATE_BOMB, headers={"Content-Type": "text/xml", "Content-Encoding": "deflate"}
+    )
+
+
+async def _raw_deflate_bomb(request: web.Request) -> web.StreamResponse:
+    """Chunked (no Content-Length), raw deflate: nothing announces the size."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/xml", "Content-Encoding": "deflate"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    try:
+        for at in range(0, len(_RAW_DEFLATE_BOMB), 16 * 1024):
+            await resp.write(_RAW_DEFLATE_BOMB[at : at + 16 * 1024])
+    except ConnectionError:
+        pass
+    return resp
+
+
 async def _gzip_ok(request: web.Request) -> web.StreamResponse:
     body = gzip.compress(_SESSION_XML)
     return web.Response(body=body, headers={"Content-Type": "text/xml", "Content-Encoding": "gzip"})
@@ -157,6 +183,8 @@ ROUTES = {
     "lying-length": _lying_length,
     "endless": _endless,
     "gzip-bomb": _gzip_bomb,
+    "deflate-bomb": _deflate_bomb,
+    "raw-deflate-bomb": _raw_deflate_bomb,
     "gzip-ok": _gzip_ok,
     "bad-gzip": _bad_gzip,
     "not-http": _not_http,
@@ -180,7 +208,9 @@ def _rogue_client(server: TestServer, route: str) -> Client:
     return Client("1234", "rogue-secret", api_url=str(server.make_url(f"/{route}")), retry=0)
 
 
-@pytest.mark.parametrize("route", ["lying-length", "endless", "gzip-bomb"])
+@pytest.mark.parametrize(
+    "route", ["lying-length", "endless", "gzip-bomb", "deflate-bomb", "raw-deflate-bomb"]
+)
 async def test_oversized_replies_are_cut_at_the_cap(rogue: TestServer, route: str) -> None:
     async with _rogue_client(rogue, route) as client:
         error, peak, elapsed = await _peak(client.create_session)
