@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import sqlite3
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -79,9 +81,10 @@ async def run(
     try:
         directory.mkdir(parents=True, exist_ok=True)
         journal = Journal.for_shard(directory, the_shard)
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         error = DiskError(f"cannot open the export journal under {directory}: {exc}")
-        error.errno, error.strerror, error.filename = exc.errno, exc.strerror, exc.filename
+        error.errno = getattr(exc, "errno", None) or errno.EIO
+        error.strerror, error.filename = str(exc), str(directory)
         raise error from exc
     job = _Job(
         client,

@@ -186,7 +186,11 @@ class _Job:
                 return
             reason = describe(exc)
             logger.info("archive %s failed: %s", archive_id, reason)
-            self.journal.finish(archive_id, session_id, j.FAILED, error=reason)
+            try:
+                self.journal.finish(archive_id, session_id, j.FAILED, error=reason)
+            except DiskError as full:  # the journal's disk is full too: stop, as for files
+                self._abort(full)
+                return
             self._outcome(ArchiveOutcome(archive_id, session_id, FAILED, error=reason))
 
     def _abort(self, exc: BaseException) -> None:
@@ -348,14 +352,21 @@ class _Job:
 
     def _outcome(self, outcome: ArchiveOutcome, *, exported_now: bool = True) -> None:
         self.tally.add(outcome, exported_now=exported_now)
-        if self.progress is not None:
+        self._emit(outcome)
+
+    def _emit(self, outcome: ArchiveOutcome | None) -> None:
+        if self.progress is None:
+            return
+        try:
             self.progress(self.tally.snapshot(outcome, self.pace.state.limit))
+        except Exception as exc:  # the caller's bug: stop, rather than blame an archive for it
+            self._abort(exc)
 
     def _tick(self) -> None:
         now = self.clock()
         if self.progress is not None and now - self._last_tick >= _TICK:
             self._last_tick = now
-            self.progress(self.tally.snapshot(None, self.pace.state.limit))
+            self._emit(None)
 
 
 class _VerifyFailed(InvalidArgumentError):

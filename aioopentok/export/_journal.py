@@ -14,12 +14,14 @@ URL (the client's messages leave queries out).
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._errors import DiskError
 from ._list import Shard
 
 __all__ = [
@@ -118,6 +120,17 @@ class Journal:
         """Close the database (idempotent); every change is already committed."""
         self._db.close()
 
+    def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        """Run one write (its own transaction); a full or failing disk is a ``DiskError``."""
+        try:
+            self._db.execute(sql, params)
+        except sqlite3.OperationalError as exc:  # "database or disk is full", "disk I/O error"
+            full = "full" in str(exc)
+            error = DiskError(f"cannot write the journal {self.path}: {exc}")
+            error.errno = errno.ENOSPC if full else errno.EIO
+            error.strerror, error.filename = str(exc), str(self.path)
+            raise error from exc
+
     # --- one archive ------------------------------------------------------------------------
 
     def get(self, archive_id: str) -> ArchiveRecord | None:
@@ -131,7 +144,7 @@ class Journal:
 
     def start(self, archive_id: str, session_id: str) -> None:
         """Record that this run works on the archive (a kill now leaves it ``pending``)."""
-        self._db.execute(
+        self._write(
             "INSERT INTO archives (archive_id, session_id, status, run, updated) "
             "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (archive_id) DO UPDATE SET "
             "session_id = excluded.session_id, status = 'pending', run = excluded.run, "
@@ -152,7 +165,7 @@ class Journal:
         """Record the archive's outcome: ``done``, ``deleted`` or ``failed`` with a reason."""
         failed = 1 if status == FAILED else 0
         reason = None if error is None else error[:_MAX_ERROR_CHARS]
-        self._db.execute(
+        self._write(
             "INSERT INTO archives "
             "(archive_id, session_id, status, videos, bytes, error, attempts, run, updated) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (archive_id) DO UPDATE SET "
@@ -167,11 +180,11 @@ class Journal:
 
     def set_listed(self, count: int) -> None:
         """Record how many archives the input gives this shard (for ``pending``)."""
-        self._db.execute("UPDATE runs SET listed = ? WHERE run = ?", (count, self.run))
+        self._write("UPDATE runs SET listed = ? WHERE run = ?", (count, self.run))
 
     def end_run(self) -> None:
         """Record that this run ended (finished, failed or interrupted)."""
-        self._db.execute("UPDATE runs SET finished = ? WHERE run = ?", (time.time(), self.run))
+        self._write("UPDATE runs SET finished = ? WHERE run = ?", (time.time(), self.run))
 
     # --- reading ----------------------------------------------------------------------------
 

@@ -296,6 +296,22 @@ async def test_items_are_read_lazily_from_an_async_iterable(
     assert at_first_outcome[0] <= 8  # a window of 2 * concurrency archives, not the whole input
 
 
+async def test_a_failing_progress_callback_stops_the_job_and_blames_no_archive(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    pairs = seed(emu, 30)
+
+    def broken(snapshot: aioopentok.ExportProgress) -> None:
+        if snapshot.outcome is not None and snapshot.done == 3:
+            raise ZeroDivisionError("a bug in the caller's callback")
+
+    with pytest.raises(ZeroDivisionError):
+        await client.export(pairs, tmp_path, concurrency=2, progress=broken)
+    status = read_status(tmp_path)
+    assert status.failed == 0 and 3 <= status.done < 30
+    assert (await client.export(pairs, tmp_path)).failed == 0
+
+
 def _bad_arguments() -> Iterator[dict[str, Any]]:
     yield {"concurrency": 0}
     yield {"concurrency": "8"}

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from aioopentok import DiskError
 from aioopentok.export import JOURNAL_DIR, Shard, journal_paths, read_status
 from aioopentok.export._journal import DONE, FAILED, PENDING, Journal
 from aioopentok.export._pace import Pace
@@ -95,3 +99,14 @@ async def test_a_cancelled_waiter_gives_its_slot_back() -> None:
     assert pace.in_flight == 0
     await asyncio.wait_for(pace.acquire(), 1)
     assert pace.in_flight == 1
+
+
+def test_a_full_journal_disk_is_a_disk_error_not_a_crash(tmp_path: Path) -> None:
+    journal = Journal.for_shard(tmp_path, Shard(0, 1))
+    pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+    journal._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite's own "disk is full"
+    with pytest.raises(DiskError) as info:
+        for k in range(10_000):
+            journal.finish(f"archive-{k:05d}", "s" * 200, DONE, videos=1, size=1)
+    assert info.value.errno == errno.ENOSPC and "full" in str(info.value)
+    journal.close()

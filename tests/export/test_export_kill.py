@@ -11,6 +11,7 @@ import asyncio
 import os
 import random
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -75,3 +76,31 @@ async def test_kill_9_at_ten_random_moments_then_the_job_completes_byte_exact(
     ]
     assert saw_part
     assert ARCHIVES * VIDEOS <= len(fresh) <= ARCHIVES * VIDEOS + len(moments) * 8
+
+
+async def test_ctrl_c_exits_130_with_a_consistent_journal_and_a_rerun_finishes(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    pairs = emu.seed_archives(20, videos_per_archive=VIDEOS, video_size=SIZE)
+    listing, dest = tmp_path / "archives.txt", tmp_path / "out"
+    listing.write_text("".join(f"{a} {s}\n" for a, s in pairs))
+    emu.faults.storage_rate = 200_000  # the job would take ~3 s: interrupt it at 1 s
+    child = await _export(emu, listing, dest)
+    await asyncio.sleep(1.0)
+    assert child.returncode is None
+    child.send_signal(signal.SIGINT)
+    _, err = await child.communicate()
+    assert child.returncode == 130, err.decode()
+    assert "interrupted" in err.decode()
+    status = read_status(dest)
+    assert status.failed == 0 and status.done < 20  # nothing blamed on the interruption
+    for archive_id, _ in pairs:  # every archive recorded done has all its files
+        record_done = (dest / archive_id / "manifest.json").is_file()
+        files = [dest / archive_id / f"{v.id}.flv" for v in emu.archives[archive_id].videos]
+        assert not record_done or all(f.is_file() for f in files)
+
+    emu.faults.storage_rate = None
+    child = await _export(emu, listing, dest)
+    _, err = await child.communicate()
+    assert child.returncode == 0, err.decode()
+    assert read_status(dest).done == 20
