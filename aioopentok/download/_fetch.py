@@ -207,6 +207,9 @@ class VideoJob:
     async def _first(self, part: PartFile, start: int, hi: int | None) -> None:
         """The first part: its reply tells the size; then it works the queue like the others."""
         await self._part(part, start, hi, first=True)
+        if self.total is None and not self.segmented and hi is not None:
+            # A 206 that did not tell the size ("bytes 0-N/*"): read on to the end.
+            await self._part(part, self.done.prefix(), None)
         await self._worker(part)
 
     def _go_segmented(self, first_end: int) -> bool:
@@ -265,7 +268,7 @@ class VideoJob:
             await self._back_off(failures, failure, verdict, pos)
         if self.segmented and hi is not None:
             self.done.add(lo, min(hi, self.total or hi))
-            await part.save_record(Record(self.total or hi, self.etag, RangeSet(self.done)))
+            await part.save_record(self._record)
         else:
             self.done.add(lo, pos)
 
@@ -342,6 +345,10 @@ class VideoJob:
             return verdict, cursor.pos
         finally:
             await response.aclose()
+
+    def _record(self) -> Record:
+        assert self.total is not None
+        return Record(self.total, self.etag, RangeSet(self.done))
 
     def _got(self, size: int) -> None:
         self.received += size
