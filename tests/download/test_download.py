@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import inspect
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
+from conftest import MiB, make_archive, sha256, storage_requests, url_calls
 
 import aioopentok.download._partfile as files_mod
 from aioopentok import (
@@ -22,47 +20,9 @@ from aioopentok import (
     DownloadError,
     DownloadResult,
     InvalidArgumentError,
-    Role,
 )
 from aioopentok.download import DEFAULT_CHUNK_SIZE
 from aioopentok.emulator import Emulator
-
-MiB = 1024 * 1024
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest_asyncio.fixture
-async def client(emu: Emulator, sleeps: list[float]) -> AsyncIterator[Client]:
-    async def fake_sleep(delay: float) -> None:
-        sleeps.append(delay)
-
-    async with Client(emu.api_key, emu.api_secret, api_url=emu.url, sleep=fake_sleep) as c:
-        yield c
-
-
-def archive(emu: Emulator, *sizes: int) -> tuple[str, list[str], str]:
-    """Return (archive_id, video_ids, moderator token) of a fresh archive."""
-    session_id = emu.create_session_id()
-    ids = [f"v{i}-{size}" for i, size in enumerate(sizes)]
-    archive_id = emu.add_archive(session_id, list(zip(ids, sizes, strict=True)))
-    token = Client(emu.api_key, emu.api_secret).generate_token(session_id, Role.MODERATOR)
-    return archive_id, ids, token
-
-
-def storage_requests(emu: Emulator) -> list:
-    return [r for r in emu.requests if r.path.startswith("/storage/")]
-
-
-def url_calls(emu: Emulator) -> int:
-    return sum(1 for r in emu.requests if "/archive/url/" in r.path)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def no_connections_in_use(client: Client) -> bool:
@@ -75,7 +35,7 @@ def no_connections_in_use(client: Client) -> bool:
 
 
 async def test_download_writes_verified_file_with_streamed_digest(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 3 * MiB + 123)
+    aid, (vid,), token = make_archive(emu, 3 * MiB + 123)
     dest = tmp_path / "out.flv"
     result = await client.download_video(aid, vid, token, dest, chunk_size=64 * 1024)
     assert isinstance(result, DownloadResult)
@@ -89,14 +49,14 @@ async def test_download_writes_verified_file_with_streamed_digest(emu, client, t
 
 
 async def test_download_into_a_directory_names_the_file_after_the_video(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     result = await client.download_video(aid, vid, token, str(tmp_path))
     assert result.path == tmp_path / f"{vid}.flv"
     assert result.path.read_bytes() == emu.video_bytes(aid, vid)
 
 
 async def test_progress_reports_bytes_and_total(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 300_000)
+    aid, (vid,), token = make_archive(emu, 300_000)
     seen: list[tuple[str, int, int | None]] = []
     await client.download_video(
         aid, vid, token, tmp_path, chunk_size=64 * 1024, progress=lambda *a: seen.append(a)
@@ -108,7 +68,7 @@ async def test_progress_reports_bytes_and_total(emu, client, tmp_path):
 
 async def test_chunked_storage_without_content_length_works(emu, client, tmp_path):
     emu.faults.chunked_storage = True
-    aid, (vid,), token = archive(emu, 2 * MiB + 7)
+    aid, (vid,), token = make_archive(emu, 2 * MiB + 7)
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
 
@@ -116,7 +76,7 @@ async def test_chunked_storage_without_content_length_works(emu, client, tmp_pat
 async def test_chunked_storage_cut_mid_body_resumes(emu, client, tmp_path):
     emu.faults.chunked_storage = True
     emu.faults.cut_body_after = 500_000
-    aid, (vid,), token = archive(emu, 2 * MiB)
+    aid, (vid,), token = make_archive(emu, 2 * MiB)
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.resumed
     assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
@@ -134,7 +94,7 @@ def test_client_methods_default_to_the_download_chunk_size():
     "video_id", ["../evil", "..", "a/b", "a\\b", "/etc/passwd", "a\x00b", "", "C:\\x"]
 )
 async def test_unsafe_video_id_is_refused_before_any_io(emu, client, tmp_path, video_id):
-    aid, _, token = archive(emu, 50_000)
+    aid, _, token = make_archive(emu, 50_000)
     with pytest.raises(InvalidArgumentError, match="video_id"):
         await client.download_video(aid, video_id, token, tmp_path)
     assert emu.requests == []
@@ -146,14 +106,14 @@ async def test_unsafe_video_id_is_refused_before_any_io(emu, client, tmp_path, v
     [{"chunk_size": 0}, {"chunk_size": True}, {"progress": 3}, {"timeout": 5}],
 )
 async def test_bad_options_are_refused_before_any_io(emu, client, tmp_path, options):
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     with pytest.raises(InvalidArgumentError):
         await client.download_video(aid, vid, token, tmp_path, **options)
     assert emu.requests == []
 
 
 async def test_missing_parent_directory_is_a_disk_error(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     with pytest.raises(DiskError) as info:
         await client.download_video(aid, vid, token, tmp_path / "nope" / "x.flv")
     assert isinstance(info.value, OSError) and info.value.errno == errno.ENOENT
@@ -165,7 +125,7 @@ async def test_missing_parent_directory_is_a_disk_error(emu, client, tmp_path):
 
 async def test_download_resumes_after_connection_drop_with_range(emu, client, tmp_path, sleeps):
     emu.faults.cut_body_after = 700_000
-    aid, (vid,), token = archive(emu, 2 * MiB)
+    aid, (vid,), token = make_archive(emu, 2 * MiB)
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.resumed
     assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
@@ -179,7 +139,7 @@ async def test_download_resumes_after_connection_drop_with_range(emu, client, tm
 async def test_expired_url_is_refreshed_and_download_continues(emu, client, tmp_path):
     emu.faults.cut_body_after = 600_000
     emu.faults.expire_urls_after_bytes = 600_000
-    aid, (vid,), token = archive(emu, 2 * MiB)
+    aid, (vid,), token = make_archive(emu, 2 * MiB)
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.sha256 == emu.video_digest(aid, vid)
     statuses = [r.headers.get("Range") for r in storage_requests(emu)]
@@ -191,7 +151,7 @@ async def test_expired_url_is_refreshed_and_download_continues(emu, client, tmp_
 
 async def test_storage_403_without_end_gives_up(emu, client, tmp_path):
     emu.faults.storage_403 = 100
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     with pytest.raises(DownloadError) as info:
         await client.download_video(aid, vid, token, tmp_path)
     assert info.value.status == 403
@@ -203,7 +163,7 @@ async def test_storage_403_without_end_gives_up(emu, client, tmp_path):
 async def test_storage_503_is_retried_a_bounded_number_of_times(
     emu, client, tmp_path, sleeps, monkeypatch
 ):
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     get_url = client.download_archive_url
 
     async def url_then_outage(*args, **kwargs):
@@ -221,7 +181,7 @@ async def test_storage_503_is_retried_a_bounded_number_of_times(
 
 
 async def test_storage_503_then_success(emu, client, tmp_path, monkeypatch):
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     get_url = client.download_archive_url
 
     async def url_then_blip(*args, **kwargs):
@@ -235,7 +195,7 @@ async def test_storage_503_then_success(emu, client, tmp_path, monkeypatch):
 
 
 async def test_existing_part_is_resumed_and_hashed(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 3 * MiB)
+    aid, (vid,), token = make_archive(emu, 3 * MiB)
     part = tmp_path / f"{vid}.flv.part"
     part.write_bytes(emu.video_bytes(aid, vid, 0, 1_234_567))
     result = await client.download_video(aid, vid, token, tmp_path)
@@ -247,7 +207,7 @@ async def test_existing_part_is_resumed_and_hashed(emu, client, tmp_path):
 
 
 async def test_part_that_is_not_flv_is_thrown_away(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 200_000)
+    aid, (vid,), token = make_archive(emu, 200_000)
     (tmp_path / f"{vid}.flv.part").write_bytes(b"<html>garbage</html>")
     result = await client.download_video(aid, vid, token, tmp_path)
     assert not result.resumed
@@ -255,21 +215,21 @@ async def test_part_that_is_not_flv_is_thrown_away(emu, client, tmp_path):
 
 
 async def test_part_longer_than_the_video_starts_over(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 200_000)
+    aid, (vid,), token = make_archive(emu, 200_000)
     (tmp_path / f"{vid}.flv.part").write_bytes(emu.video_bytes(aid, vid) + b"extra")
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
 
 
 async def test_complete_part_is_finished_without_a_body(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 200_000)
+    aid, (vid,), token = make_archive(emu, 200_000)
     (tmp_path / f"{vid}.flv.part").write_bytes(emu.video_bytes(aid, vid))
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.resumed and result.sha256 == emu.video_digest(aid, vid)
 
 
 async def test_complete_final_file_is_skipped(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 200_000)
+    aid, (vid,), token = make_archive(emu, 200_000)
     first = await client.download_video(aid, vid, token, tmp_path)
     emu.clear_requests()
     again = await client.download_video(aid, vid, token, tmp_path)
@@ -282,7 +242,7 @@ async def test_complete_final_file_is_skipped(emu, client, tmp_path):
 
 
 async def test_final_file_of_wrong_size_is_replaced(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 200_000)
+    aid, (vid,), token = make_archive(emu, 200_000)
     (tmp_path / f"{vid}.flv").write_bytes(b"FLV short")
     result = await client.download_video(aid, vid, token, tmp_path)
     assert not result.skipped
@@ -295,7 +255,7 @@ async def test_final_file_of_wrong_size_is_replaced(emu, client, tmp_path):
 async def test_disk_full_is_a_disk_error_and_leaves_no_final_file(
     emu, client, tmp_path, monkeypatch
 ):
-    aid, (vid,), token = archive(emu, 3 * MiB)
+    aid, (vid,), token = make_archive(emu, 3 * MiB)
     real = files_mod._pwritev
     calls = []
 
@@ -321,7 +281,7 @@ async def test_unwritable_directory_is_a_disk_error(emu, client, tmp_path, monke
         raise PermissionError(errno.EACCES, "Permission denied", str(self.part))
 
     monkeypatch.setattr(files_mod.PartFile, "_open", refuse)
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     with pytest.raises(DiskError, match="not writable") as info:
         await client.download_video(aid, vid, token, tmp_path)
     assert info.value.errno == errno.EACCES
@@ -333,7 +293,7 @@ async def test_fsync_failure_leaves_no_final_file(emu, client, tmp_path, monkeyp
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(files_mod.os, "fsync", eio)
-    aid, (vid,), token = archive(emu, 50_000)
+    aid, (vid,), token = make_archive(emu, 50_000)
     with pytest.raises(DiskError):
         await client.download_video(aid, vid, token, tmp_path)
     assert not (tmp_path / f"{vid}.flv").exists()
@@ -341,7 +301,7 @@ async def test_fsync_failure_leaves_no_final_file(emu, client, tmp_path, monkeyp
 
 
 async def test_cancel_leaves_part_no_final_and_no_open_connection(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 48 * MiB)
+    aid, (vid,), token = make_archive(emu, 48 * MiB)
     started = asyncio.Event()
 
     def progress(_vid: str, done: int, _total: int | None) -> None:
@@ -381,7 +341,7 @@ asyncio.run(main())
 
 
 async def test_sigkill_mid_body_leaves_a_part_that_resumes(emu, client, tmp_path):
-    aid, (vid,), token = archive(emu, 24 * MiB)
+    aid, (vid,), token = make_archive(emu, 24 * MiB)
     part = tmp_path / f"{vid}.flv.part"
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _KILLED_CHILD, emu.url, emu.api_key, emu.api_secret,
@@ -418,7 +378,7 @@ async def test_file_io_never_runs_on_the_event_loop_thread(emu, client, tmp_path
             return _real(*args)
 
         monkeypatch.setattr(files_mod.os, name, spy)
-    aid, (vid,), token = archive(emu, 8 * MiB + 5)
+    aid, (vid,), token = make_archive(emu, 8 * MiB + 5)
     (tmp_path / f"{vid}.flv.part").write_bytes(emu.video_bytes(aid, vid, 0, MiB))
     result = await client.download_video(aid, vid, token, tmp_path)
     assert result.sha256 == emu.video_digest(aid, vid)
@@ -431,12 +391,13 @@ async def test_file_io_never_runs_on_the_event_loop_thread(emu, client, tmp_path
 async def test_checksum_off_skips_the_digest_but_still_verifies(
     emu: Emulator, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    archive_id, (video_id,), token = archive(emu, 3 * MiB)
+    archive_id, (video_id,), token = make_archive(emu, 3 * MiB)
     hashed: list[int] = []
     real_sha256 = files_mod.hashlib.sha256
 
     def counting_sha256(*args: object) -> object:
-        if sys._getframe(1).f_globals["__name__"] == "aioopentok.download._partfile":  # not the emulator's
+        caller = sys._getframe(1).f_globals["__name__"]
+        if caller == "aioopentok.download._partfile":  # not the emulator's
             hashed.append(1)
         return real_sha256(*args)  # type: ignore[arg-type]
 
@@ -450,7 +411,7 @@ async def test_checksum_off_skips_the_digest_but_still_verifies(
 async def test_checksum_off_resumes_a_part_without_rereading_it(
     emu: Emulator, client: Client, tmp_path: Path
 ) -> None:
-    archive_id, (video_id,), token = archive(emu, 2 * MiB)
+    archive_id, (video_id,), token = make_archive(emu, 2 * MiB)
     part = tmp_path / f"{video_id}.flv.part"
     part.write_bytes(emu.video_bytes(archive_id, video_id, 0, MiB))
     result = await client.download_video(archive_id, video_id, token, tmp_path, checksum=False)
@@ -462,7 +423,7 @@ async def test_checksum_off_resumes_a_part_without_rereading_it(
 async def test_checksum_off_still_refuses_a_part_that_is_not_flv(
     emu: Emulator, client: Client, tmp_path: Path
 ) -> None:
-    archive_id, (video_id,), token = archive(emu, MiB)
+    archive_id, (video_id,), token = make_archive(emu, MiB)
     (tmp_path / f"{video_id}.flv.part").write_bytes(b"GIF89a" + bytes(1000))
     result = await client.download_video(archive_id, video_id, token, tmp_path, checksum=False)
     assert result.resumed is False
@@ -472,7 +433,7 @@ async def test_checksum_off_still_refuses_a_part_that_is_not_flv(
 async def test_a_stale_part_beside_a_complete_file_is_removed(
     emu: Emulator, client: Client, tmp_path: Path
 ) -> None:
-    archive_id, (video_id,), token = archive(emu, 200_000)
+    archive_id, (video_id,), token = make_archive(emu, 200_000)
     await client.download_video(archive_id, video_id, token, tmp_path)
     stale = tmp_path / f"{video_id}.flv.part"
     stale.write_bytes(emu.video_bytes(archive_id, video_id, 0, 1000))
@@ -483,7 +444,7 @@ async def test_a_stale_part_beside_a_complete_file_is_removed(
 async def test_a_foreign_part_is_not_reread_before_it_is_thrown_away(
     emu: Emulator, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    archive_id, (video_id,), token = archive(emu, 200_000)
+    archive_id, (video_id,), token = make_archive(emu, 200_000)
     (tmp_path / f"{video_id}.flv.part").write_bytes(b"GIF89a" + bytes(8 * MiB))
     reread: list[int] = []
     real = files_mod.os.pread

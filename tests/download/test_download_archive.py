@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from conftest import sha256
 
 import aioopentok.download._partfile as files_mod
 from aioopentok import (
@@ -42,9 +43,6 @@ def make_archive(emu: Emulator, videos: list) -> tuple[str, str]:
 def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 async def test_downloads_every_video_with_verified_digests(emu, client, tmp_path):
