@@ -29,7 +29,6 @@ from aioopentok import (
     verify_token,
 )
 from aioopentok import _replies as rep
-from aioopentok import _requests as req
 from aioopentok.emulator._tokens import make_session_id
 from aioopentok.emulator._tokens import verify_token as emulator_verify
 
