@@ -15,18 +15,18 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._errors import DiskError, InvalidArgumentError, NotFoundError
+from .._errors import ConnectError, DiskError, InvalidArgumentError, NotFoundError
 from .._models import Role
 from . import _journal as j
 from ._failures import Verdict, classify, describe, retry_after_of
 from ._interface import DownloadResultLike, ExportClient
 from ._journal import Journal
-from ._list import Shard, is_safe_component
+from ._list import Shard, aiter_pairs, is_safe_component
 from ._manifest import FileFacts, file_facts, manifest_document, read_manifest, write_manifest
 from ._outcome import (
     DELETED,
@@ -47,6 +47,7 @@ ExportProgressCallback = Callable[[ExportProgress], None]
 _T = TypeVar("_T")
 _TICK = 0.1  # seconds between byte-progress snapshots
 _SLOW_DOWN_TRIES = 12  # 429s in a row for one call before its archive fails (this run)
+_UNREACHABLE_IN_A_ROW = 16  # archives failing with no connection at all: the job stops
 logger = logging.getLogger("aioopentok")
 
 
@@ -56,25 +57,6 @@ class _Stop(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-async def _pairs(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[tuple[str, str]]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield _pair(item)
-    else:
-        for item in items:
-            yield _pair(item)
-
-
-def _pair(item: Any) -> tuple[str, str]:
-    if (
-        not isinstance(item, tuple | list)
-        or len(item) != 2
-        or not all(isinstance(part, str) for part in item)
-    ):
-        raise InvalidArgumentError(f"items must be (archive_id, session_id) pairs, not {item!r}")
-    return item[0], item[1]
 
 
 class _Job:
@@ -104,6 +86,7 @@ class _Job:
         self.tally = Tally(clock, total, journal.path)
         self._last_tick = 0.0
         self._fatal: BaseException | None = None
+        self._unreachable = 0  # archives in a row that failed for want of any connection
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- the loop ---------------------------------------------------------------------------
@@ -113,8 +96,10 @@ class _Job:
         tasks = self._tasks
         open_ids: set[str] = set()
         listed = 0
+        if self.total is not None:  # known before the first request: a kill keeps "pending" true
+            self.journal.set_listed(self.total)
         try:
-            async with contextlib.aclosing(_pairs(items)) as pairs:
+            async with contextlib.aclosing(aiter_pairs(items)) as pairs:
                 async for archive_id, session_id in pairs:
                     if self._fatal is not None:
                         break
@@ -184,6 +169,11 @@ class _Job:
             if verdict in (Verdict.ABORT, Verdict.STOP):
                 self._abort(exc)
                 return
+            if isinstance(exc, ConnectError):
+                self._unreachable += 1
+                if self._unreachable >= _UNREACHABLE_IN_A_ROW:
+                    self._abort(exc)  # the service is down for everyone: fail nothing more
+                    return
             reason = describe(exc)
             logger.info("archive %s failed: %s", archive_id, reason)
             try:
@@ -351,6 +341,8 @@ class _Job:
             raise _Stop(error) from exc
 
     def _outcome(self, outcome: ArchiveOutcome, *, exported_now: bool = True) -> None:
+        if outcome.status != FAILED:
+            self._unreachable = 0
         self.tally.add(outcome, exported_now=exported_now)
         self._emit(outcome)
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .._errors import InvalidArgumentError
 
 __all__ = [
     "ListError",
     "Shard",
+    "aiter_pairs",
     "is_safe_component",
     "parse_line",
     "parse_shard",
@@ -64,6 +65,32 @@ def parse_line(line: str) -> tuple[str, str] | None:
     if not is_safe_component(archive_id):
         raise ValueError(f"archive ID {archive_id[:80]!r} is not a safe file name")
     return archive_id, session_id
+
+
+async def aiter_pairs(
+    items: Iterable[Any] | AsyncIterable[Any],
+) -> AsyncGenerator[tuple[str, str]]:
+    """Yield the ``(archive_id, session_id)`` pairs of any iterable or async iterable, lazily.
+
+    Raises:
+        InvalidArgumentError: an item that is not a pair of strings (when it is reached).
+    """
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield _pair(item)
+    else:
+        for item in items:
+            yield _pair(item)
+
+
+def _pair(item: Any) -> tuple[str, str]:
+    if (
+        not isinstance(item, tuple | list)
+        or len(item) != 2
+        or not all(isinstance(part, str) for part in item)
+    ):
+        raise InvalidArgumentError(f"items must be (archive_id, session_id) pairs, not {item!r}")
+    return item[0], item[1]
 
 
 def read_list(stream: IO[str], name: str = "-") -> Iterator[tuple[str, str]]:

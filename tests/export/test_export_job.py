@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 import aioopentok
-from aioopentok import AuthError, Client, DiskError, InvalidArgumentError
+from aioopentok import AuthError, Client, ConnectError, DiskError, InvalidArgumentError
 from aioopentok.emulator import Emulator
 from aioopentok.export import MANIFEST_NAME, failures, read_status, run
 
@@ -218,6 +219,21 @@ def flip_a_byte(path: Path) -> None:
         byte = f.read(1)
         f.seek(100)
         f.write(bytes([byte[0] ^ 0xFF]))
+
+
+async def test_a_service_that_cannot_be_reached_stops_the_job_instead_of_failing_it_all(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    pairs = seed(emu, 200)
+    with socket.socket() as probe:  # a port that was just free: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with Client(emu.api_key, emu.api_secret, api_url=f"http://127.0.0.1:{port}/hl",
+                      retry=0) as down:  # fmt: skip
+        with pytest.raises(ConnectError):
+            await run(down, pairs, tmp_path, concurrency=4, retries=0)  # type: ignore[arg-type]
+    status = read_status(tmp_path)
+    assert status.done == 0 and 15 <= status.failed <= 15 + 8  # the 16th stops it; not 200
 
 
 class CorruptingClient:

@@ -94,6 +94,7 @@ async def test_ctrl_c_exits_130_with_a_consistent_journal_and_a_rerun_finishes(
     assert "interrupted" in err.decode()
     status = read_status(dest)
     assert status.failed == 0 and status.done < 20  # nothing blamed on the interruption
+    assert status.done + status.pending == 20  # the scanned LIST says what is left
     for archive_id, _ in pairs:  # every archive recorded done has all its files
         record_done = (dest / archive_id / "manifest.json").is_file()
         files = [dest / archive_id / f"{v.id}.flv" for v in emu.archives[archive_id].videos]
