@@ -108,7 +108,7 @@ class _Job:
                     listed += 1
                     if archive_id in open_ids:
                         continue  # listed twice: the first one is on it
-                    record = self.journal.get(archive_id)
+                    record = self.journal.lookup(archive_id)
                     job = self._plan(archive_id, session_id, record)
                     if job is None:
                         continue

@@ -18,7 +18,7 @@ import errno
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .._errors import DiskError
@@ -92,6 +92,7 @@ class Journal:
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self._others: list[Journal] = []
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         # A small page cache: lookups are by primary key, and SQLite's default (2 MB) would make
         # a 10,000-archive job's memory grow with its journal.
@@ -111,13 +112,28 @@ class Journal:
 
     @classmethod
     def for_shard(cls, dest: Path, shard: Shard) -> Journal:
-        """Open (creating if needed) the journal of ``shard`` under ``dest``."""
+        """Open (creating if needed) the journal of ``shard`` under ``dest``.
+
+        The other journals already under ``dest`` are opened to read: an archive done under
+        another sharding (an unsharded run before ``--shard 3/8``, or 8 shards before 4) is
+        done here too, and costs no request.
+        """
         directory = dest / JOURNAL_DIR
         directory.mkdir(parents=True, exist_ok=True)
-        return cls(directory / f"{shard.name}{_SUFFIX}")
+        journal = cls(directory / f"{shard.name}{_SUFFIX}")
+        try:
+            journal._others = [
+                cls(path, readonly=True) for path in journal_paths(dest) if path != journal.path
+            ]
+        except BaseException:
+            journal.close()
+            raise
+        return journal
 
     def close(self) -> None:
         """Close the database (idempotent); every change is already committed."""
+        for other in self._others:
+            other.close()
         self._db.close()
 
     def _write(self, sql: str, params: tuple[object, ...]) -> None:
@@ -141,6 +157,17 @@ class Journal:
             (archive_id,),
         ).fetchone()
         return None if row is None else ArchiveRecord(*row)
+
+    def lookup(self, archive_id: str) -> ArchiveRecord | None:
+        """Return the archive's row here, or its ``done``/``deleted`` row in another shard's."""
+        own = self.get(archive_id)
+        if own is not None and own.status in (DONE, DELETED):
+            return own
+        for other in self._others:
+            found = other.get(archive_id)
+            if found is not None and found.status in (DONE, DELETED):
+                return replace(found, run=-1)  # another journal's run numbers mean nothing here
+        return own
 
     def start(self, archive_id: str, session_id: str) -> None:
         """Record that this run works on the archive (a kill now leaves it ``pending``)."""

@@ -97,6 +97,21 @@ async def test_four_shards_cover_the_input_exactly_once(
     assert len(status.shards) == 4 and status.done == 200 and status.pending == 0
 
 
+async def test_archives_done_under_another_sharding_cost_no_request(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    pairs = seed(emu, 40)
+    assert (await client.export(pairs, tmp_path)).done == 40  # unsharded first
+    emu.clear_requests()
+    skipped = 0
+    for k in range(3):
+        result = await client.export(pairs, tmp_path, shard=(k, 3))
+        assert result.done == 0
+        skipped += result.skipped
+    assert skipped == 40 and emu.requests == []
+    assert read_status(tmp_path).done == 40  # each archive counted once, in the unsharded journal
+
+
 async def test_missing_archives_fail_alone_and_only_they_are_retried(
     emu: Emulator, client: Client, tmp_path: Path
 ) -> None:
