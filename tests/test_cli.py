@@ -247,6 +247,14 @@ def test_help_and_usage_errors(capsys):
     assert main(["no-such-command"]) == 2
     assert main(["emulator", "--help"]) == 0
     assert "--seed-archives" in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "export" in out and "export-status" in out
+    assert main(["export", "--help"]) == 0
+    out = capsys.readouterr().out
+    for flag in ("--shard", "--report", "--delete-after-verify", "--dry-run"):
+        assert flag in out
+    assert main(["export", "archives.txt"]) == 2  # --dest is required
 
 
 def test_python_dash_m_runs_the_cli():

@@ -117,7 +117,6 @@ class JobDisplay:
         self._every = _DRAW_EVERY if tty else _LOG_EVERY
         self._last = -self._every
         self._latest: ExportProgress | None = None
-        self._drawn = False
 
     def update(self, snap: ExportProgress) -> None:
         """Take a snapshot; draw it if the last drawing is old enough."""
@@ -135,7 +134,6 @@ class JobDisplay:
         else:
             self._file.write(line + "\n")
         self._file.flush()
-        self._drawn = True
 
     def close(self) -> None:
         """Draw the last snapshot and end the line (idempotent)."""
