@@ -63,7 +63,9 @@ async def room(request: web.Request) -> web.Response:
         token = client.generate_token(session_id)
     except aioopentok.InvalidArgumentError:  # not a session ID of our API key
         raise web.HTTPBadRequest(text="unknown sessionId") from None
-    share = str(request.url.with_query(sessionId=session_id))
+    # Built from the parts, not request.url: aiohttp 3.9's request.url rejects a host with a
+    # port under current yarl releases.
+    share = f"{request.scheme}://{request.host}{request.rel_url.with_query(sessionId=session_id)}"
     body = PAGE.format(
         api_key=js(client.api_key),
         session_id=js(session_id),

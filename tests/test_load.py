@@ -83,8 +83,11 @@ async def test_1000_create_sessions_with_256_in_flight() -> None:
             assert _assert_drained(client) > 0  # keep-alive did its job
             # Each pooled connection is two descriptors here (the emulator is in-process).
             assert fds.peak - baseline <= 2 * LIMIT + 16
-        await asyncio.sleep(0)
-        gc.collect()
+        for _ in range(10):  # aiohttp 3.9's server side closes its end a loop turn or two later
+            await asyncio.sleep(0)
+            gc.collect()
+            if _open_fds() <= baseline + 2:
+                break
         assert _open_fds() <= baseline + 2  # closed: the sockets went with the pool
 
 
