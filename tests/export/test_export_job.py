@@ -147,6 +147,22 @@ async def test_a_429_burst_slows_the_whole_job_and_it_still_finishes(
     assert_exported(emu, tmp_path, pairs)
 
 
+async def test_storage_failures_are_recorded_with_s3s_reason_and_no_secret(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    pairs = seed(emu, 3)
+    emu.faults.storage_403 = 10_000  # storage refuses every signed URL: "Request has expired"
+    result = await run(client, pairs, tmp_path, concurrency=2, backoff=0)
+    assert result.failed == 3
+    reasons = [r.error or "" for r in failures(tmp_path)]
+    assert all("403" in r and "DownloadError" in r for r in reasons), reasons
+    emu.faults.storage_403 = 0
+    journal = b"".join(p.read_bytes() for p in (tmp_path / ".aioopentok").iterdir() if p.is_file())
+    for secret in (b"Signature=", b"Expires=", b"T1==", emu.api_secret.encode()):
+        assert secret not in journal
+    assert (await client.export(pairs, tmp_path)).done == 3  # and the next run retries them
+
+
 class FlakyDisk:
     """The real client, but the disk fills up after ``ok`` downloads (``ENOSPC``)."""
 
