@@ -16,7 +16,6 @@ import asyncio
 import collections
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .._errors import DownloadError, RequestError
 from .._http import safe_url
@@ -26,9 +25,6 @@ from ._link import SignedUrl, StorageLink
 from ._options import DownloadOptions, DownloadResult
 from ._partfile import PartFile, flv_prefix_ok
 from ._ranges import RangeSet, Record, split
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["VideoJob"]
 
@@ -246,10 +242,7 @@ class VideoJob:
                 if verdict.action is Action.STREAM:
                     if verdict.whole:
                         lo, hi = 0, None  # the whole file came in this one stream
-                    end = hi if self.total is None or hi is None else min(hi, self.total)
-                    if (end is None and (self.total is None or pos >= self.total)) or (
-                        end is not None and pos >= end
-                    ):
+                    if self._reached_end(pos, hi):
                         break
                     failure = _Transient(f"body ended at byte {pos}")
                 elif verdict.action is Action.REFRESH:
@@ -272,12 +265,18 @@ class VideoJob:
         else:
             self.done.add(lo, pos)
 
+    def _reached_end(self, pos: int, hi: int | None) -> bool:
+        """Whether a stream that ended at ``pos`` finished its part (or, open, the file)."""
+        if hi is not None:
+            return pos >= (hi if self.total is None else min(hi, self.total))
+        return self.total is None or pos >= self.total  # no size told: the end is the end
+
     async def _back_off(
         self, failures: int, failure: Exception, verdict: Verdict | None, pos: int
     ) -> None:
         policy = self.link.retry
         if failures > policy.retries:
-            if verdict is not None:
+            if verdict is not None and verdict.action is Action.RETRY:
                 raise self._error(verdict, f"gave up after {failures} tries at byte {pos}")
             raise DownloadError(
                 f"{self.video_id}: gave up after {failures} failed tries in a row at byte "
