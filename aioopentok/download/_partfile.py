@@ -162,11 +162,16 @@ class PartFile:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(self.part, flags, 0o644)
         size = os.fstat(self._fd).st_size
-        record = None
-        with contextlib.suppress(FileNotFoundError):
-            record = decode_record(self.record.read_bytes())
-        if record is not None and record.size != size:
-            record = None  # not the file it describes: treated as no record
+        try:
+            data = self.record.read_bytes()
+        except FileNotFoundError:
+            return size, None  # a .part of one stream: its bytes are a prefix
+        record = decode_record(data)
+        if record is None or record.size != size:
+            # A record says the .part was written by ranges, so it may have holes; one that
+            # does not describe it cannot say where they are: start over, never guess.
+            self._truncate()
+            return 0, None
         return size, record
 
     async def adopt(self, done: RangeSet) -> None:

@@ -222,3 +222,23 @@ async def test_after_sigkill_a_rerun_fetches_only_missing_parts(
     assert result.resumed and result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
     assert files_in(tmp_path) == [result.path]  # .part and record gone with the finish
     assert json.dumps(record.etag)  # the record kept the ETag it belongs to
+
+
+async def test_a_record_of_another_etag_or_size_means_starting_over(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    from aioopentok.download._ranges import RangeSet, Record, encode_record
+
+    aid, (vid,), token = make_archive(emu, 3 * MiB)
+    part = tmp_path / f"{vid}.flv.part"
+    record = tmp_path / f"{vid}.flv.part.ranges"
+    for size, etag in ((3 * MiB, '"another-file"'), (5 * MiB, None)):
+        part.write_bytes(emu.video_bytes(aid, vid, 0, MiB) + bytes(2 * MiB))  # holes as zeros
+        record.write_bytes(encode_record(Record(size, etag, RangeSet([(0, MiB)]))))
+        emu.clear_requests()
+        async with Client(emu.api_key, emu.api_secret, api_url=emu.url) as client:
+            result = await client.download_video(aid, vid, token, tmp_path, part_size=MiB)
+        assert result.sha256 == emu.video_digest(aid, vid) == sha256(result.path)
+        assert not result.resumed
+        assert files_in(tmp_path) == [result.path]
+        result.path.unlink()
