@@ -70,7 +70,11 @@ async def cmd_export(args: argparse.Namespace) -> int:
             stack.callback(display.close)
         report = None
         if args.report is not None:
-            report = stack.enter_context(export.ReportWriter(args.report))
+            try:
+                report = stack.enter_context(export.ReportWriter(args.report))
+            except OSError as exc:  # still before any request
+                reason = exc.strerror or exc
+                raise CliError(f"cannot write the report {args.report}: {reason}") from None
 
         def progress(snapshot: export.ExportProgress) -> None:
             if report is not None and snapshot.outcome is not None:

@@ -160,6 +160,7 @@ async def test_stdin_list_and_shards_split_the_job(
         ["--shard", "x"],
         ["--report", "r.txt"],
         ["--concurrency", "0"],
+        ["--report", "no/such/dir/r.csv"],
     ],
 )
 async def test_bad_options_exit_2_before_any_request(
