@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import heapq
 import sqlite3
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
@@ -166,61 +167,110 @@ class ShardStatus:
 
 @dataclass(frozen=True, slots=True)
 class ExportStatus:
-    """Totals over every shard's journal under ``dest``."""
+    """Totals over every journal under ``dest``, each archive counted once, and per shard.
+
+    ``done`` includes ``deleted``. An archive in several journals (the job was sharded
+    differently between runs) counts by its best state there: deleted, done, failed, pending.
+    """
 
     dest: Path
+    done: int = 0
+    failed: int = 0
+    pending: int = 0
+    deleted: int = 0
+    bytes: int = 0
     shards: tuple[ShardStatus, ...] = field(default_factory=tuple)
 
-    def _sum(self, name: str) -> int:
-        return sum(int(getattr(s, name)) for s in self.shards)
 
-    @property
-    def done(self) -> int:
-        """Archives exported (``deleted`` ones included)."""
-        return self._sum("done")
+_RANK = {j.PENDING: 0, j.FAILED: 1, j.DONE: 2, j.DELETED: 3}
 
-    @property
-    def failed(self) -> int:
-        return self._sum("failed")
 
-    @property
-    def pending(self) -> int:
-        return self._sum("pending")
+def _merged(journals: list[Journal]) -> Iterator[tuple[str, str, int, int]]:
+    """Yield ``(archive_id, best status, bytes, journal index)`` once per archive.
 
-    @property
-    def deleted(self) -> int:
-        return self._sum("deleted")
+    A k-way merge of the journals' rows in archive ID order: memory stays O(journals), not
+    O(archives), for a journal of ten million rows.
+    """
 
-    @property
-    def bytes(self) -> int:
-        return self._sum("bytes")
+    def tagged(k: int) -> Iterator[tuple[str, str, int, int]]:
+        for archive_id, status, size in journals[k].rows():
+            yield archive_id, status, size, k
+
+    streams = [tagged(k) for k in range(len(journals))]
+    best: tuple[str, str, int, int] | None = None
+    for row in heapq.merge(*streams):
+        if best is not None and row[0] != best[0]:
+            yield best
+            best = None
+        if best is None or _RANK[row[1]] > _RANK[best[1]]:
+            best = row
+    if best is not None:
+        yield best
+
+
+def _scheme(journal: Journal) -> int:
+    """The N of a ``shard-K-of-N`` journal."""
+    return int(journal.path.name.removesuffix(".sqlite").rpartition("-of-")[2] or 1)
 
 
 def read_status(dest: str | Path) -> ExportStatus:
     """Return the totals of every shard's journal under ``dest`` (no journal: all zero)."""
     directory = _check_dest(dest)
-    shards = []
-    for journal in _readers(directory):
-        try:
+    journals = _readers(directory)
+    try:
+        shards: list[ShardStatus] = []
+        listed_by_scheme: dict[int, int] = {}
+        for journal in journals:
             c = journal.counts()
-        finally:
-            journal.close()
-        done = c[j.DONE] + c[j.DELETED]
-        finished = done + c[j.FAILED]
-        pending = max(c[j.PENDING], c["listed"] - finished) if c["listed"] >= 0 else c[j.PENDING]
-        name = journal.path.name.removesuffix(".sqlite").removeprefix("shard-")
-        shards.append(
-            ShardStatus(
-                name.replace("-of-", "/"), done, c[j.FAILED], pending, c[j.DELETED], c["bytes"]
+            done = c[j.DONE] + c[j.DELETED]
+            finished = done + c[j.FAILED]
+            listed = c["listed"]
+            pending = max(c[j.PENDING], listed - finished) if listed >= 0 else c[j.PENDING]
+            name = journal.path.name.removesuffix(".sqlite").removeprefix("shard-")
+            shards.append(
+                ShardStatus(
+                    name.replace("-of-", "/"), done, c[j.FAILED], pending, c[j.DELETED], c["bytes"]
+                )
             )
+            scheme = _scheme(journal)
+            listed_by_scheme[scheme] = listed_by_scheme.get(scheme, 0) + max(listed, 0)
+        if len(journals) <= 1:
+            totals = shards[0] if shards else ShardStatus("", 0, 0, 0, 0, 0)
+            return ExportStatus(directory, totals.done, totals.failed, totals.pending,
+                                totals.deleted, totals.bytes, tuple(shards))  # fmt: skip
+        counts = dict.fromkeys(_RANK, 0)
+        size = 0
+        for _, status, nbytes, _ in _merged(journals):
+            counts[status] += 1
+            if status in (j.DONE, j.DELETED):
+                size += nbytes
+        seen = sum(counts.values())
+        unstarted = max(0, max(listed_by_scheme.values(), default=0) - seen)
+        return ExportStatus(
+            directory,
+            done=counts[j.DONE] + counts[j.DELETED],
+            failed=counts[j.FAILED],
+            pending=counts[j.PENDING] + unstarted,
+            deleted=counts[j.DELETED],
+            bytes=size,
+            shards=tuple(shards),
         )
-    return ExportStatus(directory, tuple(shards))
+    finally:
+        for journal in journals:
+            journal.close()
 
 
 def failures(dest: str | Path) -> Iterator[ArchiveRecord]:
-    """Yield every shard's failed archives with their reasons."""
-    for journal in _readers(_check_dest(dest)):
-        try:
-            yield from journal.failures()
-        finally:
+    """Yield the archives whose best state over every journal is ``failed``, with why."""
+    journals = _readers(_check_dest(dest))
+    try:
+        if len(journals) == 1:
+            yield from journals[0].failures()
+            return
+        for archive_id, status, _, k in _merged(journals):
+            record = journals[k].get(archive_id) if status == j.FAILED else None
+            if record is not None:
+                yield record
+    finally:
+        for journal in journals:
             journal.close()

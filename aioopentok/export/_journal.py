@@ -230,6 +230,12 @@ class Journal:
         result["listed"] = -1 if row is None else int(row[0])
         return result
 
+    def rows(self) -> Iterator[tuple[str, str, int]]:
+        """Yield ``(archive_id, status, bytes)`` of every archive, in archive ID order."""
+        yield from self._db.execute(
+            "SELECT archive_id, status, bytes FROM archives ORDER BY archive_id"
+        )
+
     def failures(self) -> Iterator[ArchiveRecord]:
         """Yield the failed archives, oldest failure first."""
         for row in self._db.execute(

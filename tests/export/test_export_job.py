@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 import aioopentok
-from aioopentok import AuthError, Client, ConnectError, DiskError, InvalidArgumentError
+from aioopentok import (
+    AuthError,
+    Client,
+    ConnectError,
+    DiskError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from aioopentok.emulator import Emulator
 from aioopentok.export import MANIFEST_NAME, failures, read_status, run
 
@@ -110,6 +117,37 @@ async def test_archives_done_under_another_sharding_cost_no_request(
         skipped += result.skipped
     assert skipped == 40 and emu.requests == []
     assert read_status(tmp_path).done == 40  # each archive counted once, in the unsharded journal
+
+
+class MissingFirst:
+    """The real client, but some archives are "not found" (as if listed before they existed)."""
+
+    def __init__(self, client: Client, missing: set[str]) -> None:
+        self.client, self.missing = client, missing
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def get_archive_manifest(self, archive_id: str, token: str) -> Any:
+        if archive_id in self.missing:
+            raise NotFoundError(f"Archive {archive_id} not found", code="404")
+        return await self.client.get_archive_manifest(archive_id, token)
+
+
+async def test_status_counts_each_archive_once_across_shardings(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    pairs = seed(emu, 30)
+    missing = {a for a, _ in pairs[:6]}
+    first = await run(MissingFirst(client, missing), pairs, tmp_path)  # type: ignore[arg-type]
+    assert (first.done, first.failed) == (24, 6)
+    for k in range(2):  # then sharded: only the 6 failed ones are fetched, into shard journals
+        await client.export(pairs, tmp_path, shard=f"{k}/2")
+    status = read_status(tmp_path)
+    assert (status.done, status.failed, status.pending) == (30, 0, 0)
+    assert status.bytes == 30 * SIZE
+    assert sum(s.failed for s in status.shards) == 6  # the unsharded journal still says so
+    assert list(failures(tmp_path)) == []
 
 
 async def test_missing_archives_fail_alone_and_only_they_are_retried(
