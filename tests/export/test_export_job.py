@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import json
 import socket
 import time
@@ -345,6 +346,30 @@ async def test_delete_after_verify_deletes_exactly_the_verified_archives(
     emu.clear_requests()
     third = await client.export(pairs, tmp_path, delete_after_verify=True)
     assert emu.requests == [] and third.skipped == 10  # a deletion is never repeated
+
+
+async def test_delete_after_verify_checks_the_md5_against_storages_etag(
+    emu: Emulator, client: Client, tmp_path: Path
+) -> None:
+    pairs = seed(emu, 2)
+    await client.export(pairs, tmp_path)
+    bad = pairs[0][0]
+    manifest = tmp_path / bad / MANIFEST_NAME
+    document = json.loads(manifest.read_text())
+    video = document["videos"][0]
+    assert (
+        video["etag"].strip('"')
+        == hashlib.md5(emu.video_bytes(bad, video["id"]), usedforsecurity=False).hexdigest()
+    )  # the emulator's ETag is the MD5 of the bytes, as S3's single-part ones
+    path = tmp_path / bad / video["file"]
+    await asyncio.to_thread(flip_a_byte, path)
+    # Make the recorded SHA-256 agree with the damage: only the MD5/ETag check can catch it.
+    video["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(document))
+    result = await client.export(pairs, tmp_path, delete_after_verify=True)
+    assert (result.deleted, result.failed) == (1, 1)
+    assert not emu.archives[bad].deleted and emu.archives[pairs[1][0]].deleted
+    assert "ETag" in next(failures(tmp_path)).error
 
 
 async def test_delete_after_verify_of_archives_exported_earlier(
