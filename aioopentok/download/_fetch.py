@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from pathlib import Path
 
@@ -107,9 +108,14 @@ class VideoJob:
                     await self._start_over(part)
             digest = await part.finish(self.total)
         except BaseException:
-            # A resume can use recorded parts, or (one stream) the prefix on disk; when there
-            # is neither, leave nothing behind (issue: no empty .part after a failure).
-            usable = self.done.size if self.segmented else part.written.prefix()
+            # A resume can use the bytes the record lists, or (one stream) the prefix on disk;
+            # when there are none, leave nothing behind (no empty .part after a failure).
+            usable = part.written.prefix()
+            if self.segmented and self.total is not None:
+                with contextlib.suppress(DownloadError):  # the failure in hand is the news
+                    part.note_progress(self.total, self.etag)  # record every byte written
+                    await part.settle()
+                usable = part.written.size
             if not usable:
                 await part.discard()
             raise
@@ -260,8 +266,9 @@ class VideoJob:
             failures += 1
             await self._back_off(failures, failure, verdict, pos)
         if self.segmented and hi is not None:
-            self.done.add(lo, min(hi, self.total or hi))
-            await part.save_record(self._record)
+            assert self.total is not None
+            self.done.add(lo, min(hi, self.total))
+            part.note_progress(self.total, self.etag)
         else:
             self.done.add(lo, pos)
 
@@ -344,10 +351,6 @@ class VideoJob:
             return verdict, cursor.pos
         finally:
             await response.aclose()
-
-    def _record(self) -> Record:
-        assert self.total is not None
-        return Record(self.total, self.etag, RangeSet(self.done))
 
     def _got(self, size: int) -> None:
         self.received += size

@@ -99,11 +99,13 @@ class PartFile:
         self._hashed = 0  # the hash covers [0, _hashed)
         self._fd = -1
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aioopentok-download")
-        # The record's fdatasync waits for the disk; on its own thread it never holds up the
-        # writes of the other parts (measured: 130 -> 180 MiB/s at 8 x 32 MB/s).
+        # The record's fdatasync waits for the disk; on its own thread, and never awaited by a
+        # part, it holds up no write and no request (benchmarks/README.md, segmented).
         self._recorder = ThreadPoolExecutor(1, thread_name_prefix="aioopentok-record")
         self._wanted = self._saved = 0
         self._saving: asyncio.Future[None] | None = None
+        self._record_of: tuple[int, str | None] = (0, None)
+        self._record_error: DiskError | None = None
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -214,31 +216,47 @@ class PartFile:
                 raise
             os.ftruncate(self._fd, record.size)  # no fallocate here (tmpfs, Windows, macOS)
 
-    async def save_record(self, snapshot: Callable[[], Record]) -> None:
-        """Persist which ranges are complete, up to now: fdatasync the data, replace the record.
+    def note_progress(self, total: int, etag: str | None) -> None:
+        """Have the record brought up to every byte written so far, in the background.
 
-        Returns once a save that began after this call is durable. Saves run one at a time on
-        their own thread; calls that arrive during a save share the next one (``snapshot`` is
-        taken when it starts, so it holds every part completed by then).
+        The record lists the byte ranges on disk (whole parts, and the written start of parts
+        still arriving), so a rerun after ``kill -9`` asks only for the rest. Saves run one at a
+        time on their own thread, so a part never waits for the disk; calls during a save
+        share the next one. A save's failure surfaces at the next call or at ``settle``.
         """
+        self._raise_record_error()
+        self._record_of = (total, etag)
         self._wanted += 1
-        wanted = self._wanted
-        while self._saved < wanted:
-            if self._saving is None:
-                self._saving = asyncio.ensure_future(self._save(snapshot))
-            await asyncio.shield(self._saving)
+        if self._saving is None:
+            self._saving = asyncio.ensure_future(self._save_loop())
 
-    async def _save(self, snapshot: Callable[[], Record]) -> None:
+    def _raise_record_error(self) -> None:
+        if self._record_error is not None:
+            error, self._record_error = self._record_error, None
+            raise error
+
+    async def _save_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            target = self._wanted
-            loop = asyncio.get_running_loop()
-            try:
-                await loop.run_in_executor(self._recorder, self._save_record, snapshot(), True)
-            except OSError as exc:
-                raise disk_error(exc, self.record, "record") from exc
-            self._saved = target
+            while self._saved < self._wanted:
+                target = self._wanted
+                total, etag = self._record_of
+                # Taken before the fdatasync starts: every byte it lists is then on disk.
+                record = Record(total, etag, RangeSet(self.written))
+                try:
+                    await loop.run_in_executor(self._recorder, self._save_record, record, True)
+                except OSError as exc:
+                    self._record_error = disk_error(exc, self.record, "record")
+                    return
+                self._saved = target
         finally:
             self._saving = None
+
+    async def settle(self) -> None:
+        """Wait until the record holds what was noted; raise a save's failure."""
+        while self._saving is not None:
+            await asyncio.shield(self._saving)
+        self._raise_record_error()
 
     def _save_record(self, record: Record, sync_data: bool) -> None:
         if sync_data:
@@ -309,14 +327,8 @@ class PartFile:
             DownloadError: the bytes do not make the announced file, or are not FLV; the
                 ``.part`` is deleted then, as resuming it could never succeed.
         """
-        await self._settle()
+        await self.settle()  # no save in flight may rewrite the record we remove
         return await self._run("finish", self._finish, expected_size)
-
-    async def _settle(self) -> None:
-        """Wait for a record save in flight, so it cannot rewrite a record we remove."""
-        while self._saving is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._saving)
 
     def _finish(self, expected_size: int | None) -> str | None:
         size = os.fstat(self._fd).st_size
@@ -344,7 +356,8 @@ class PartFile:
 
     async def discard(self) -> None:
         """Delete ``.part`` and its record (their bytes are wrong, or of no use to a resume)."""
-        await self._settle()
+        with contextlib.suppress(DiskError):
+            await self.settle()  # no save in flight may rewrite the record we remove
         await self._run("delete", self._discard)
 
     def _discard(self) -> None:
