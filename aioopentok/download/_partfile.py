@@ -21,12 +21,12 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from .._errors import DiskError, DownloadError
 from ._ranges import RECORD_SUFFIX, RangeSet, Record, decode_record, encode_record
+from ._threads import SerialQueue
 
 __all__ = [
     "FLV_HEADER_SIZE",
@@ -98,10 +98,10 @@ class PartFile:
         self._hash = hashlib.sha256() if checksum else None
         self._hashed = 0  # the hash covers [0, _hashed)
         self._fd = -1
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="aioopentok-download")
+        self._queue = SerialQueue()  # this file's jobs, in order, on the shared threads
         # The record's fdatasync waits for the disk; on its own thread, and never awaited by a
         # part, it holds up no write and no request (benchmarks/README.md, segmented).
-        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="aioopentok-record")
+        self._recorder = SerialQueue()
         self._wanted = self._saved = 0
         self._saving: asyncio.Future[None] | None = None
         self._record_of: tuple[int, str | None] = (0, None)
@@ -110,9 +110,8 @@ class PartFile:
     # --- scheduling ---------------------------------------------------------------------------
 
     async def _run(self, doing: str, fn: Callable[..., _T], *args: object) -> _T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, fn, *args)
+            return await asyncio.wrap_future(self._queue.submit(fn, *args))
         except DownloadError:
             raise
         except OSError as exc:
@@ -123,8 +122,7 @@ class PartFile:
 
         So each stream has one chunk on its way to disk while it reads the next.
         """
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, self._write, offset, list(pieces))
+        return asyncio.wrap_future(self._queue.submit(self._write, offset, list(pieces)))
 
     async def wait(self, pending: asyncio.Future[None] | None) -> None:
         """Await a write from ``submit``; a disk error surfaces here as a ``DiskError``."""
@@ -138,11 +136,9 @@ class PartFile:
     async def aclose(self) -> None:
         """Close the fd once the job still running (at most one chunk) is done."""
         saving = self._recorder.submit(lambda: None)  # after any record save still running
-        self._recorder.shutdown(wait=False)
         with contextlib.suppress(OSError):
             await asyncio.shield(asyncio.wrap_future(saving))
-        done = self._executor.submit(self._close_fd)
-        self._executor.shutdown(wait=False)
+        done = self._queue.submit(self._close_fd)
         try:
             await asyncio.shield(asyncio.wrap_future(done))
         except OSError as exc:  # the data was fsynced already, or the download failed anyway
@@ -236,7 +232,6 @@ class PartFile:
             raise error
 
     async def _save_loop(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while self._saved < self._wanted:
                 target = self._wanted
@@ -244,7 +239,9 @@ class PartFile:
                 # Taken before the fdatasync starts: every byte it lists is then on disk.
                 record = Record(total, etag, RangeSet(self.written))
                 try:
-                    await loop.run_in_executor(self._recorder, self._save_record, record, True)
+                    await asyncio.wrap_future(
+                        self._recorder.submit(self._save_record, record, True)
+                    )
                 except OSError as exc:
                     self._record_error = disk_error(exc, self.record, "record")
                     return

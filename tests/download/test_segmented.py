@@ -148,7 +148,9 @@ async def test_many_parts_refused_at_once_make_one_url_refresh(
             aid, vid, token, tmp_path, part_size=256 * 1024, connections=8
         )
     assert result.sha256 == emu.video_digest(aid, vid)
-    assert watching.statuses.count(403) == 7  # the seven other first requests, together
+    # The seven other first requests were refused together (and maybe a next request of the
+    # first part's connection, before the fresh URL came): one refresh served them all.
+    assert watching.statuses.count(403) >= 7
     assert url_calls(emu) == 2  # the first URL and one refresh for all of them
 
 
