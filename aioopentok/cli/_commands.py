@@ -124,6 +124,8 @@ async def cmd_download(args: argparse.Namespace) -> int:
                     dest,
                     progress=progress,
                     checksum=args.checksum,
+                    connections=args.connections,
+                    part_size=args.part_size,
                 )
                 results = [result]
             else:
@@ -135,6 +137,8 @@ async def cmd_download(args: argparse.Namespace) -> int:
                         concurrency=args.concurrency,
                         progress=progress,
                         checksum=args.checksum,
+                        connections=args.connections,
+                        part_size=args.part_size,
                     )
                 )
     finally:

@@ -130,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", type=Path, default=Path("."), help="directory or file (.)")
     p.add_argument("--concurrency", type=_positive, default=4, help="parallel downloads (4)")
     p.add_argument(
+        "--connections", type=_positive, default=None, help="ranged connections per video (8)"
+    )
+    p.add_argument(
+        "--part-size",
+        type=_positive,
+        default=None,
+        metavar="BYTES",
+        help="bytes per ranged request (8388608)",
+    )
+    p.add_argument(
         "--no-checksum",
         dest="checksum",
         action="store_false",

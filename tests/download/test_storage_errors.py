@@ -175,3 +175,18 @@ async def test_slow_down_for_good_says_so(scripted, tmp_path: Path) -> None:
     assert "Please reduce your request rate." in str(info.value)
     _no_secrets(str(info.value))
     assert files_in(tmp_path) == []
+
+
+async def test_the_cli_downloads_over_the_connections_it_is_given(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("OPENTOK_API_KEY", emu.api_key)
+    monkeypatch.setenv("OPENTOK_API_SECRET", emu.api_secret)
+    monkeypatch.setenv("OPENTOK_API_URL", emu.url)
+    aid, (vid,), token = make_archive(emu, 1_000_000)
+    argv = ["download", aid, vid, "--token", token, "--dest", str(tmp_path), "--json",
+            "--connections", "3", "--part-size", "100000"]  # fmt: skip
+    assert await asyncio.to_thread(cli_main, argv) == 0
+    assert (tmp_path / f"{vid}.flv").read_bytes() == emu.video_bytes(aid, vid)
+    assert len(storage_requests(emu)) == 10  # ten parts of 100,000 bytes
+    assert "Range" in storage_requests(emu)[-1].headers
