@@ -77,6 +77,15 @@ def disk_error(exc: OSError, path: Path, doing: str) -> DiskError:
     return err
 
 
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` at ``offset``; return how many bytes came."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    data = os.pread(fd, len(view), offset)  # Windows: no preadv
+    view[: len(data)] = data
+    return len(data)
+
+
 def _pwritev(fd: int, views: list[memoryview], offset: int) -> int:
     if hasattr(os, "pwritev"):
         return os.pwritev(fd, views, offset)
@@ -106,6 +115,7 @@ class PartFile:
         self._saving: asyncio.Future[None] | None = None
         self._record_of: tuple[int, str | None] = (0, None)
         self._record_error: DiskError | None = None
+        self._readback: memoryview | None = None
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -297,6 +307,13 @@ class PartFile:
             while self._catch_up(None):
                 pass
 
+    def _readback_buffer(self) -> memoryview:
+        # One buffer per file, reused: a fresh 4 MiB bytes per read costs a page fault per
+        # 4 KiB (measured: 8 connections uncapped, 2.4 s -> 1.x s of CPU per GiB).
+        if self._readback is None:
+            self._readback = memoryview(bytearray(_READBACK_CHUNK))
+        return self._readback
+
     def _catch_up(self, limit: int | None) -> bool:
         """Hash written bytes after the frontier (read back); return whether any were."""
         if self._hash is None:
@@ -305,13 +322,15 @@ class PartFile:
             if start <= self._hashed < end:
                 todo = end - self._hashed if limit is None else min(limit, end - self._hashed)
                 done = 0
+                view = self._readback_buffer()
                 while done < todo:
-                    data = os.pread(self._fd, min(_READBACK_CHUNK, todo - done), self._hashed)
-                    if not data:
+                    n = _pread_into(self._fd, view[: min(_READBACK_CHUNK, todo - done)],
+                                    self._hashed)  # fmt: skip
+                    if not n:
                         raise DownloadError(f"{self.part} shrank while being written")
-                    self._hash.update(data)
-                    self._hashed += len(data)
-                    done += len(data)
+                    self._hash.update(view[:n])
+                    self._hashed += n
+                    done += n
                 return True
         return False
 

@@ -447,13 +447,19 @@ async def test_a_foreign_part_is_not_reread_before_it_is_thrown_away(
     archive_id, (video_id,), token = make_archive(emu, 200_000)
     (tmp_path / f"{video_id}.flv.part").write_bytes(b"GIF89a" + bytes(8 * MiB))
     reread: list[int] = []
-    real = files_mod.os.pread
+    real, real_v = files_mod.os.pread, files_mod.os.preadv
 
     def counting(fd: int, length: int, offset: int) -> bytes:
         reread.append(length)
         return real(fd, length, offset)
 
+    def counting_v(fd: int, buffers: list, offset: int) -> int:
+        n = real_v(fd, buffers, offset)
+        reread.append(n)
+        return n
+
     monkeypatch.setattr(files_mod.os, "pread", counting)
+    monkeypatch.setattr(files_mod.os, "preadv", counting_v)
     result = await client.download_video(archive_id, video_id, token, tmp_path)
     assert not result.resumed and result.sha256 == emu.video_digest(archive_id, video_id)
     assert sum(reread) <= files_mod.FLV_HEADER_SIZE  # not the 8 MiB of someone else's bytes
