@@ -194,7 +194,11 @@ def judge(status: int, headers: Mapping[str, str], body: bytes, asked: Asked) ->
     said = f"storage answered HTTP {status}" + (f" {code}" if code else "")
     if status == 416 and asked.start > 0:
         match = _UNSATISFIED_RE.fullmatch(headers.get("Content-Range", "").strip())
-        if match and int(match.group(1)) == asked.start:
+        size = int(match.group(1)) if match else None
+        if size is not None and asked.total is not None and size != asked.total:
+            return Verdict(Action.RESTART, f"the file changed size on storage ({asked.total} -> "
+                           f"{size} bytes)")  # fmt: skip
+        if size == asked.start:
             return Verdict(Action.COMPLETE, total=asked.start)
         return Verdict(Action.RESTART, f"storage cannot serve bytes from {asked.start} (416)")
     if status in (401, 403):

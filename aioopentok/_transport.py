@@ -69,16 +69,21 @@ def user_agent_header(suffix: str | None) -> str:
 
 
 def _redact_request_info(exc: aiohttp.ClientResponseError) -> None:
-    """Blank our auth headers (the partner secret, tokens) kept in ``exc.request_info``."""
+    """Blank what ``exc.request_info`` keeps of our secrets: auth headers, signed queries."""
     info = exc.request_info
-    if not any(name in info.headers for name in _AUTH_HEADERS):
+    if not any(name in info.headers for name in _AUTH_HEADERS) and not (
+        info.url.query_string or info.real_url.query_string
+    ):
         return
     headers = CIMultiDict(info.headers)
     for name in _AUTH_HEADERS:
         if name in headers:
             headers[name] = "<redacted>"
-    exc.request_info = aiohttp.RequestInfo(
-        info.url, info.method, CIMultiDictProxy(headers), info.real_url
+    exc.request_info = aiohttp.RequestInfo(  # a signed URL's signature is in its query
+        info.url.with_query(None),
+        info.method,
+        CIMultiDictProxy(headers),
+        info.real_url.with_query(None),
     )
     exc.args = (exc.request_info, *exc.args[1:])
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from .._errors import DownloadError, RequestError
+from .._errors import DownloadError, RequestError, ResponseError
 from .._http import safe_url
 from .._storage import ERROR_BODY_CAP, Action, Asked, Verdict, judge
 from ._body import Cursor, first_error, read_capped, write_body
@@ -120,6 +120,7 @@ class VideoJob:
                 await part.discard()
             raise
         finally:
+            await self.url.aclose()  # a refresh still running must not outlive the call
             await part.aclose()
         return DownloadResult(
             self.archive_id,
@@ -151,6 +152,9 @@ class VideoJob:
             self.received = done.size
 
     async def _start_over(self, part: PartFile) -> None:
+        self._queue.clear()  # parts of the old plan: the new one is made from the first reply
+        with contextlib.suppress(DownloadError):
+            await part.settle()  # no save of the old plan may land after the truncate
         await part.restart()
         self.total = self.etag = None
         self.done = RangeSet()
@@ -166,7 +170,7 @@ class VideoJob:
                     self.url.value, asked.range_header(), self.options.timeout
                 )
                 await response.aclose()
-        except RequestError:
+        except (RequestError, ResponseError):
             return None  # the GET that follows has the retries
         verdict = judge(response.status, response.headers, b"", asked)
         if verdict.action is Action.STREAM and not verdict.whole:
@@ -239,12 +243,15 @@ class VideoJob:
                         verdict, pos = await self._request(part, asked, first, cursor)
                     finally:
                         self._active -= 1
-            except (RequestError, _Transient) as exc:
+            except (RequestError, ResponseError, _Transient) as exc:
+                # ResponseError: a reply HTTP does not allow (a proxy's garbage): transient too.
                 failure: Exception = exc
                 pos = cursor.pos  # what did arrive stays: the retry starts after it
             else:
                 if verdict.action is Action.COMPLETE:
                     break
+                if pos > asked.start:
+                    self.url.progressed()  # this URL works: its refusals start counting anew
                 if verdict.action is Action.STREAM:
                     if verdict.whole:
                         lo, hi = 0, None  # the whole file came in this one stream

@@ -9,6 +9,7 @@ signed URL and refreshes it in a single flight: however many parts see a 403 tog
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -77,6 +78,14 @@ class SignedUrl:
         if self._pending is None:
             self._pending = asyncio.ensure_future(self._refresh(verdict))
         await asyncio.shield(self._pending)
+
+    async def aclose(self) -> None:
+        """Cancel a refresh still running (its parts are gone); retrieve its outcome."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
 
     async def _refresh(self, verdict: Verdict) -> None:
         try:

@@ -59,7 +59,8 @@ class DownloadResult:
             resumed ``.part``). None when the file was skipped, with ``checksum=False``, or on
             error.
         etag: the storage's ``ETag`` of the file (S3: the MD5 for single-part uploads).
-        resumed: the download continued from bytes already on disk.
+        resumed: some bytes were not fetched again: they were on disk already, left by an
+            earlier call, or by an earlier try (a cut connection) of this one.
         skipped: the final file was already there with the size storage announces.
         connections: the most ranged requests that ran at once for this video.
         error: why this video failed (``download_archive`` only; ``download_video`` raises).

@@ -20,6 +20,7 @@ import errno
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -201,9 +202,12 @@ class PartFile:
         await self._run("truncate", self._truncate)
 
     def _truncate(self) -> None:
+        # The data first: killed in between, a record that no longer fits the .part makes
+        # the rerun start over; the other order would leave a full-size .part with holes
+        # and no record, taken for a prefix.
+        os.ftruncate(self._fd, 0)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.record)
-        os.ftruncate(self._fd, 0)
         self.written = RangeSet()
         self.head = b""
         self._hash = hashlib.sha256() if self._checksum else None
@@ -268,7 +272,8 @@ class PartFile:
     def _save_record(self, record: Record, sync_data: bool) -> None:
         if sync_data:
             os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
-        tmp = self.record.with_name(self.record.name + ".tmp")
+        # One temporary name per thread: the first record and a background save never share.
+        tmp = self.record.with_name(f"{self.record.name}.tmp{threading.get_ident()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, encode_record(record))
@@ -355,6 +360,8 @@ class PartFile:
             problem = f"bytes missing: {self.written.size} of {size} on disk"
         elif len(self.head) < FLV_HEADER_SIZE or not flv_prefix_ok(self.head):
             problem = f"not an FLV file (starts with {self.head!r})"
+        elif self._hash is not None and self._hashed != size:
+            problem = f"hashed {self._hashed} of {size} bytes"
         if problem is not None:
             self._discard()
             raise DownloadError(f"{self.final.name}: {problem}")
@@ -364,11 +371,7 @@ class PartFile:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.record)
         _fsync_dir(self.final.parent)  # and the rename itself survives a power cut
-        if self._hash is None:
-            return None
-        if self._hashed != size:  # pragma: no cover - the prefix check above implies it
-            raise DownloadError(f"{self.final.name}: hashed {self._hashed} of {size} bytes")
-        return self._hash.hexdigest()
+        return None if self._hash is None else self._hash.hexdigest()
 
     async def discard(self) -> None:
         """Delete ``.part`` and its record (their bytes are wrong, or of no use to a resume)."""

@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 __all__ = ["SerialQueue"]
 
@@ -35,28 +35,33 @@ class SerialQueue:
     """Run jobs one after another, in the order submitted, on the shared pool."""
 
     def __init__(self) -> None:
-        self._tail: Future[Any] | None = None
+        self._tail: Future[None] | None = None
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., _T], *args: object) -> Future[_T]:
         """Queue ``fn(*args)`` after every job submitted before it; return its future.
 
-        A job whose future is cancelled before it starts is skipped; the next one still runs.
+        A job whose future is cancelled before it starts is skipped, and the next one still
+        waits for the job before it to *end*: the chain runs on futures only ``run`` settles,
+        never on the caller's (a cancelled caller's future is done at once).
         """
         result: Future[_T] = Future()
+        ended: Future[None] = Future()
 
         def run() -> None:
-            if not result.set_running_or_notify_cancel():
-                return
             try:
-                result.set_result(fn(*args))
-            except BaseException as exc:  # handed to the awaiting coroutine
-                result.set_exception(exc)
+                if result.set_running_or_notify_cancel():
+                    try:
+                        result.set_result(fn(*args))
+                    except BaseException as exc:  # handed to the awaiting coroutine
+                        result.set_exception(exc)
+            finally:
+                ended.set_result(None)
 
         with self._lock:
-            previous, self._tail = self._tail, result
+            previous, self._tail = self._tail, ended
         if previous is None:
             _pool().submit(run)
-        else:  # called at once if the previous job is already done
+        else:  # called at once if the previous job has already ended
             previous.add_done_callback(lambda _: _pool().submit(run))
         return result

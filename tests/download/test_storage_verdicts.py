@@ -110,6 +110,11 @@ def test_416_at_the_end_means_complete_elsewhere_restart() -> None:
     assert judge(416, {"Content-Range": "bytes */400"}, b"", Asked(500)).action is Action.RESTART
 
 
+def test_416_of_a_file_that_shrank_restarts_when_its_size_was_known() -> None:
+    headers = {"Content-Range": "bytes */500"}
+    assert judge(416, headers, b"", Asked(500, 599, total=1000)).action is Action.RESTART
+
+
 def test_range_header_of_a_request() -> None:
     assert Asked().range_header() == {}
     assert Asked(0, 99).range_header() == {"Range": "bytes=0-99"}
