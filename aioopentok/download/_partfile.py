@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import glob
 import hashlib
 import logging
 import os
@@ -368,10 +369,15 @@ class PartFile:
         os.fsync(self._fd)  # the data is on disk before the name is: no short file after a crash
         self._close_fd()
         os.replace(self.part, self.final)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.record)
+        self._remove_record()
         _fsync_dir(self.final.parent)  # and the rename itself survives a power cut
         return None if self._hash is None else self._hash.hexdigest()
+
+    def _remove_record(self) -> None:
+        """Delete the record and any temporary one a killed process left mid-save."""
+        for path in (self.record, *self.final.parent.glob(f"{glob.escape(self.record.name)}.tmp*")):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     async def discard(self) -> None:
         """Delete ``.part`` and its record (their bytes are wrong, or of no use to a resume)."""
@@ -381,9 +387,9 @@ class PartFile:
 
     def _discard(self) -> None:
         self._close_fd()
-        for path in (self.part, self.record):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.part)
+        self._remove_record()
         self.written = RangeSet()
 
 
