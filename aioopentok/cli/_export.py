@@ -41,7 +41,7 @@ def _pairs(source: str) -> Iterator[tuple[str, str]]:
     if source == "-":
         yield from export.read_list(sys.stdin, "-")
         return
-    with Path(source).open(encoding="utf-8", errors="surrogateescape") as stream:
+    with Path(source).open(encoding="utf-8-sig", errors="surrogateescape") as stream:
         yield from export.read_list(stream, source)
 
 
@@ -78,7 +78,12 @@ async def cmd_export(args: argparse.Namespace) -> int:
 
         def progress(snapshot: export.ExportProgress) -> None:
             if report is not None and snapshot.outcome is not None:
-                report.write(snapshot.outcome)
+                try:
+                    report.write(snapshot.outcome)
+                except OSError as exc:  # the report's disk: stop as for any full disk (exit 8)
+                    error = DiskError(f"cannot write the report {args.report}: {exc.strerror}")
+                    error.errno, error.strerror = exc.errno, exc.strerror
+                    raise error from exc
             if display is not None:
                 display.update(snapshot)
 

@@ -48,6 +48,7 @@ _T = TypeVar("_T")
 _TICK = 0.1  # seconds between byte-progress snapshots
 _SLOW_DOWN_TRIES = 12  # 429s in a row for one call before its archive fails (this run)
 _UNREACHABLE_IN_A_ROW = 16  # archives failing with no connection at all: the job stops
+_YIELD_EVERY = 1000  # input lines between turns of the event loop
 logger = logging.getLogger("aioopentok")
 
 
@@ -95,20 +96,24 @@ class _Job:
         window = asyncio.Semaphore(max(2 * self.concurrency, 4))
         tasks = self._tasks
         open_ids: set[str] = set()
-        listed = 0
+        listed = read = 0
         if self.total is not None:  # known before the first request: a kill keeps "pending" true
             self.journal.set_listed(self.total)
         try:
             async with contextlib.aclosing(aiter_pairs(items)) as pairs:
                 async for archive_id, session_id in pairs:
+                    read += 1
+                    if read % _YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # lines that start nothing must not starve transfers
                     if self._fatal is not None:
                         break
                     if not self.shard.owns(archive_id):
                         continue
-                    listed += 1
                     if archive_id in open_ids:
                         continue  # listed twice: the first one is on it
                     record = self.journal.lookup(archive_id)
+                    if record is None or record.run != self.journal.run:
+                        listed += 1  # a repeat already dealt with in this run counts once
                     job = self._plan(archive_id, session_id, record)
                     if job is None:
                         continue
@@ -123,6 +128,9 @@ class _Job:
                         tasks.discard(t)
                         open_ids.discard(aid)
                         window.release()
+                        error = None if t.cancelled() else t.exception()
+                        if error is not None:
+                            self._abort(error)  # not an archive's failure: a bug, stop
 
                     tasks.add(task)
                     task.add_done_callback(finished)
@@ -164,6 +172,10 @@ class _Job:
             await work(archive_id, session_id)
         except _Stop as stop:
             self._abort(stop.cause)
+        except _DeleteFailed as failed:  # the export stands (done); the next run deletes
+            reason = f"delete failed: {describe(failed.cause)}"
+            logger.info("archive %s: %s", archive_id, reason)
+            self._outcome(ArchiveOutcome(archive_id, session_id, FAILED, error=reason))
         except Exception as exc:
             verdict = classify(exc)
             if verdict in (Verdict.ABORT, Verdict.STOP):
@@ -212,10 +224,12 @@ class _Job:
         document = manifest_document(archive, session_id, facts, now=datetime.now(UTC))
         await self._disk(write_manifest, folder, document)
         size = sum(f.size for f in facts.values())
+        # Done before any delete: killed after the service deleted it, a rerun finds it done
+        # (and a delete's 404 then means "gone"), never pending with a manifest call to fail.
+        self.journal.finish(archive_id, session_id, j.DONE, videos=len(facts), size=size)
         if self.delete:
             await self._verify_and_delete(archive_id, session_id, token, folder, facts)
             return
-        self.journal.finish(archive_id, session_id, j.DONE, videos=len(facts), size=size)
         self._outcome(ArchiveOutcome(archive_id, session_id, DONE, len(facts), size))
 
     async def _videos(
@@ -261,6 +275,16 @@ class _Job:
         if document is None:  # manifest.json gone: export it again before any delete
             await self._export(archive_id, session_id)
             return
+        exported_with = str(document.get("session_id", ""))
+        if exported_with != session_id:
+            # A token of another session gets a 404, which a delete takes for "gone".
+            raise InvalidArgumentError(
+                f"not deleted: the LIST names session {session_id[:80]!r}, the archive was "
+                f"exported with {exported_with[:80]!r}"
+            )
+        for video in document["videos"]:
+            if not is_safe_component(str(video["id"])):  # manifest.json may have been edited
+                raise InvalidArgumentError(f"not deleted: unsafe video ID {video['id']!r:.80}")
         facts = {
             v["id"]: FileFacts(v["id"], int(v["size"]), str(v["sha256"]), v.get("etag"))
             for v in document["videos"]
@@ -292,6 +316,10 @@ class _Job:
             await self._call(lambda: self.client.delete_archive(archive_id, token))
         except NotFoundError:
             logger.info("archive %s: already gone at delete (a lost earlier reply)", archive_id)
+        except Exception as exc:
+            if classify(exc) in (Verdict.ABORT, Verdict.STOP):
+                raise
+            raise _DeleteFailed(exc) from exc  # on disk and done: only the delete is retried
         size = sum(f.size for f in facts.values())
         self.journal.finish(archive_id, session_id, j.DELETED, videos=len(facts), size=size)
         outcome = ArchiveOutcome(archive_id, session_id, DELETED, len(facts), size)
@@ -359,6 +387,14 @@ class _Job:
         if self.progress is not None and now - self._last_tick >= _TICK:
             self._last_tick = now
             self._emit(None)
+
+
+class _DeleteFailed(Exception):
+    """The archive is exported and done; only its delete failed (retried on the next run)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class _VerifyFailed(InvalidArgumentError):

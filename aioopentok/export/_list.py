@@ -116,7 +116,7 @@ def scan_list(path: Path, shard: Shard | None = None) -> int:
         OSError: the file cannot be read.
     """
     count = 0
-    with path.open(encoding="utf-8", errors="surrogateescape") as stream:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as stream:  # BOM: Windows
         for archive_id, _ in read_list(stream, str(path)):
             if shard is None or shard.owns(archive_id):
                 count += 1
