@@ -13,6 +13,8 @@ import this module.
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import logging
 import warnings
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
@@ -32,7 +34,7 @@ from ._errors import (
 )
 from ._http import Transport, safe_url
 from ._models import Archive, P2PPreference, Role, Session, StitchResult
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, as_policy
 from ._sending import Sender, StorageLink
 from ._tokens import TokenSigner
 from ._transport import base_url, pick_transport, user_agent_header
@@ -62,12 +64,9 @@ class Client:
     Args:
         api_key: the partner API key (int or str).
         api_secret: the partner secret; never shown in a repr, an error or a log line.
-        api_url: the base URL every path is appended to: ``PRODUCTION_URL``, ``STAGING_URL``,
-            an emulator's or a proxy's.
-        session: an ``aiohttp.ClientSession`` to borrow: its connection pool is shared, never
-            closed by us, and none of its defaults (``raise_for_status``, default headers,
-            cookies, ``auth``) apply to our requests. Without one the Client makes its own pool
-            on first use.
+        api_url: the base URL paths are appended to (``PRODUCTION_URL``, an emulator's...).
+        session: an ``aiohttp.ClientSession`` to borrow: its pool is shared, never closed by
+            us; none of its defaults (``raise_for_status``, headers, cookies, ``auth``) apply.
         transport: what sends the HTTP (an ``aioopentok.Transport``, such as
             ``aioopentok.testing.MockTransport``); not with ``session`` or the pool options.
         timeout: API calls' ``aiohttp.ClientTimeout`` (default: 10 s total).
@@ -78,14 +77,10 @@ class Client:
         retry_create_session: retry ``create_session`` too. Off by default: when a reply is lost,
             a retried create can make a second session. A connection that was never made
             (``ConnectError``) is retried for every call: nothing was sent.
-        connections, part_size: downloads' defaults: ranged connections per video, and the
-            bytes each range request asks for (see ``download_video``).
-        max_storage_connections: storage connections open at once across every download of
-            this Client (default 32).
+        connections, part_size: downloads' defaults (8 ranged connections of 8 MiB parts).
+        max_storage_connections: storage connections open at once, all downloads (32).
         limit, limit_per_host: the connector's connection limits (ignored with ``session``).
-        proxy, proxy_headers, trust_env: as in aiohttp. ``proxy_headers`` (e.g. a
-            ``Proxy-Authorization``) go on the CONNECT of https targets such as the production
-            URL; ``trust_env`` reads HTTP(S)_PROXY.
+        proxy, proxy_headers, trust_env: as in aiohttp (``proxy_headers`` go on the CONNECT).
         user_agent: a suffix appended to the ``User-Agent`` header.
         sleep: the coroutine used to wait between retries (tests inject a fake).
     """
@@ -120,9 +115,8 @@ class Client:
         self.transport, self._aiohttp = pick_transport(
             transport, session, limit, limit_per_host, proxy, proxy_headers, trust_env
         )
-        if retry is None or isinstance(retry, int):
-            retry = RetryPolicy(retries=3 if retry is None else retry)
-        self.retry = retry
+        self.retry = as_policy(retry)
+        self._parent: Client | None = None  # set on a with_retry view
         self._retry_create = retry_create_session
         self._download_defaults = dl.check_segmenting(connections, part_size)
         self.max_storage_connections = dl.check_budget(max_storage_connections)
@@ -170,12 +164,28 @@ class Client:
         return self._aiohttp.session
 
     def _check_open(self) -> None:
-        if self._closed:
+        if self._closed or (self._parent is not None and self._parent._closed):
             raise RuntimeError("this aioopentok.Client is closed; make a new one")
+
+    def with_retry(self, retry: RetryPolicy | int) -> Client:
+        """Return a view of this client with another retry policy: same pool, clock, budget.
+
+        Closing the view closes nothing; closing this client closes the view too.
+        """
+        view = copy.copy(self)
+        view.retry = as_policy(retry)
+        view._sender = self._sender.with_retry(view.retry)
+        view._link = StorageLink(
+            view._sender, self._storage_slots, lambda *ids: view.download_archive_url(*ids)
+        )
+        view._parent = self
+        return view
 
     async def close(self) -> None:
         """Close the connection pool we own (a borrowed session stays open). Idempotent."""
         self._closed = True
+        if self._parent is not None:
+            return  # a view: the pool is its parent's
         close = getattr(self.transport, "aclose", None)
         if close is not None:
             await close()
@@ -193,7 +203,7 @@ class Client:
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         transport = getattr(self, "_aiohttp", None)
-        if transport is None or getattr(self, "_closed", True):
+        if transport is None or getattr(self, "_closed", True) or self._parent is not None:
             return
         if transport.owns_pool:
             _warn(
@@ -339,13 +349,11 @@ class Client:
     ) -> dl.DownloadResult:
         """Stream one video to ``dest`` (a file path, or an existing directory: ``<video_id>.flv``).
 
-        Bytes go to ``<final>.part``; the final name appears only once the file is complete,
-        verified (size, FLV header) and fsynced. A video larger than ``part_size`` is fetched
-        over up to ``connections`` ranged requests at once (within the Client's
-        ``max_storage_connections``); which ranges are complete is kept beside the ``.part``
-        (``.part.ranges``), so a later call fetches only what is missing. An existing final file
-        of the right size is skipped. Failures raise; the ``.part`` stays only when it holds
-        bytes a resume can use.
+        Bytes go to ``<final>.part``, renamed once complete, verified (size, FLV header) and
+        fsynced. A video larger than ``part_size`` comes over up to ``connections`` ranged
+        requests at once (within ``max_storage_connections``); ``.part.ranges`` keeps what is
+        on disk, so a later call fetches only the rest. A final file of the right size is
+        skipped. Failures raise; a ``.part`` stays only with bytes a resume can use.
 
         Args:
             connections: ranged connections for this video (default: the Client's, 8).
@@ -384,15 +392,14 @@ class Client:
     ) -> list[dl.DownloadResult]:
         """Download every video of an archive into ``dest_dir`` (created if missing).
 
-        The manifest is fetched first; then the videos go, at most ``concurrency`` at once,
-        through the client's one pool. A second run into the same directory skips finished
-        files (by size) and resumes ``.part`` files. Options are as for ``download_video``.
+        The manifest first; then the videos, at most ``concurrency`` at once, through the one
+        pool. A second run skips finished files (by size) and resumes the others. Options are
+        as for ``download_video``.
 
         Returns:
             One ``DownloadResult`` per distinct video ID, in manifest order. A video's failure
-            does not raise: it is in that result's ``error`` (``ok`` is False), the others go
-            on. An ID that is unsafe as a file name fails with ``InvalidArgumentError`` and
-            nothing is written.
+            does not raise: it is in that result's ``error``; an ID unsafe as a file name fails
+            with ``InvalidArgumentError`` and nothing is written.
 
         Raises:
             InvalidArgumentError: a bad ID, token or option, before any I/O.
@@ -421,26 +428,19 @@ class Client:
         """Export every archive of ``items`` into ``dest``: journaled, resumable, shardable.
 
         ``items`` are ``(archive_id, session_id)`` pairs (any iterable or async iterable, read
-        lazily). Each archive lands as ``dest/ARCHIVE_ID/VIDEO_ID.flv`` plus ``manifest.json``;
-        the job's state is in ``dest/.aioopentok/`` (SQLite), so a rerun skips finished archives
-        without a request and resumes the rest. See README, "Export a whole account".
-
-        Args:
-            concurrency: requests in flight for the whole job (manifests, URLs, transfers).
-            shard: ``"K/N"`` or ``(K, N)``: only the archives whose SHA-256 says shard K of N.
-            delete_after_verify: delete each archive from the service once its files verify.
-            progress: called with an ``ExportProgress`` after each archive and as bytes arrive.
-
-        Returns:
-            An ``ExportResult``: archives done, failed (recorded, retried next run), skipped.
+        lazily); each archive lands as ``dest/ARCHIVE_ID/VIDEO_ID.flv`` plus ``manifest.json``,
+        the job's state in ``dest/.aioopentok/`` (SQLite). See README, "Export a whole account".
+        ``concurrency`` bounds the job's requests in flight; ``shard`` is ``"K/N"`` or ``(K, N)``.
 
         Raises:
             InvalidArgumentError: a bad argument, before any I/O.
             AuthError: the credentials were refused; the job stopped at once.
             DiskError: the disk is full or not writable; the job stopped, the journal is whole.
         """
+        # A 429 goes to the job-wide pace at once (it slows every task), not retried per call.
+        no_429 = dataclasses.replace(self.retry, statuses=self.retry.statuses - {429})
         return await ex.run(
-            self,
+            self.with_retry(no_429),
             items,
             dest,
             concurrency=concurrency,

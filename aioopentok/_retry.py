@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ._errors import InvalidArgumentError
 from ._replies import RETRYABLE_STATUSES
 
-__all__ = ["NO_RETRY", "RetryPolicy"]
+__all__ = ["NO_RETRY", "RetryPolicy", "as_policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +53,10 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(retries=0)
+
+
+def as_policy(retry: RetryPolicy | int | None) -> RetryPolicy:
+    """Return ``retry`` as a policy: None is the default (3 retries), an int that many."""
+    if retry is None or isinstance(retry, int):
+        return RetryPolicy(retries=3 if retry is None else retry)
+    return retry

@@ -10,6 +10,7 @@ without secrets. ``open_storage`` is the storage GET, with only the headers we s
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import random
 import time
@@ -54,6 +55,12 @@ class Sender:
         self.sleep = sleep
         self.jitter: Callable[[], float] = random.random
         self.clock = ClockSkew()
+
+    def with_retry(self, retry: RetryPolicy) -> Sender:
+        """Return a sender like this one (same transport, clock, sleep) with another policy."""
+        other = copy.copy(self)
+        other.retry = retry
+        return other
 
     async def send(
         self,

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import aioopentok
 from aioopentok.emulator import Emulator
 from aioopentok.export import Shard, failures, read_list, read_status, run
@@ -89,3 +91,35 @@ async def test_lines_that_start_nothing_do_not_stall_the_loop(
     finally:
         beat.cancel()
     assert gaps and max(gaps) < 0.25  # ~100,000 foreign lines: never a quarter second blocked
+
+
+async def test_every_429_of_client_export_reaches_the_job_wide_pace(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    pairs = emu.seed_archives(20, videos_per_archive=1, video_size=5000)
+    emu.faults.fail_status = 429
+    emu.faults.retry_after = 0
+    emu.faults.fail_503 = 12
+    async with aioopentok.Client(emu.api_key, emu.api_secret, api_url=emu.url) as client:
+        result = await client.export(pairs, tmp_path, concurrency=8)
+        assert client.retry.statuses >= {429}  # the client's own policy is unchanged
+    assert (result.done, result.failed) == (20, 0)
+    assert result.rate_limited == 12  # each one, not only those past the client's retries
+    assert result.lowest_concurrency < 8
+
+
+async def test_a_retry_view_shares_the_pool_and_closes_nothing(emu: Emulator) -> None:
+    async with aioopentok.Client(emu.api_key, emu.api_secret, api_url=emu.url) as client:
+        view = client.with_retry(0)
+        assert view.retry.retries == 0 and client.retry.retries == 3
+        assert view.http_session is client.http_session
+        emu.faults.fail_503 = 1
+        sid = emu.create_session_id()
+        aid = emu.add_archive(sid, [1000])
+        token = client.generate_token(sid, aioopentok.Role.MODERATOR)
+        with pytest.raises(aioopentok.ServerError):  # no retry in the view
+            await view.get_archive_manifest(aid, token)
+        await view.close()
+        assert (await client.get_archive_manifest(aid, token)).archive_id == aid
+    with pytest.raises(RuntimeError, match="closed"):  # the parent closed: so is the view
+        await view.get_archive_manifest(aid, token)
