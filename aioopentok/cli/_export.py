@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from .. import export
@@ -89,8 +90,10 @@ async def cmd_export(args: argparse.Namespace) -> int:
 
         try:
             async with partner_client(args) as client:
+                # A 429 goes to the job-wide pace at once, as in Client.export.
+                no_429 = replace(client.retry, statuses=client.retry.statuses - {429})
                 result = await export.run(
-                    client,
+                    client.with_retry(no_429),
                     _pairs(args.list),
                     args.dest,
                     concurrency=args.concurrency,
