@@ -109,6 +109,7 @@ class Client:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._closed = False  # first, so __del__ works whatever fails below
+        self._parent: Client | None = None  # set on a with_retry view
         self._signer = TokenSigner(api_key, api_secret)
         self._partner_auth = req.Secret(f"{self._signer.api_key}:{api_secret}")
         self.api_url = base_url(api_url)
@@ -116,7 +117,6 @@ class Client:
             transport, session, limit, limit_per_host, proxy, proxy_headers, trust_env
         )
         self.retry = as_policy(retry)
-        self._parent: Client | None = None  # set on a with_retry view
         self._retry_create = retry_create_session
         self._download_defaults = dl.check_segmenting(connections, part_size)
         self.max_storage_connections = dl.check_budget(max_storage_connections)
@@ -203,7 +203,7 @@ class Client:
 
     def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
         transport = getattr(self, "_aiohttp", None)
-        if transport is None or getattr(self, "_closed", True) or self._parent is not None:
+        if transport is None or getattr(self, "_closed", True) or getattr(self, "_parent", None):
             return
         if transport.owns_pool:
             _warn(
