@@ -100,6 +100,7 @@ async def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         staging=args.staging,
         faults=faults,
+        max_recorded_requests=1000,  # a server runs for hours: keep the log bounded
     )
     seeded = emu.seed_archives(
         args.seed_archives, videos_per_archive=args.videos_per_archive, video_size=args.video_size

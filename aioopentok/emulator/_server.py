@@ -7,6 +7,7 @@ made up when not given. Its ``clock`` is the "now" of token checks, URL expiry a
 
 from __future__ import annotations
 
+import collections
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType, TracebackType
@@ -55,8 +56,14 @@ class Emulator:
         faults: Faults | None = None,
         seed_archives: int = 0,
         video_size: int = 1_000_000,
+        max_recorded_requests: int | None = None,
     ) -> None:
-        """Prepare the state (and seed archives); the server starts in ``start()``."""
+        """Prepare the state (and seed archives); the server starts in ``start()``.
+
+        ``max_recorded_requests`` keeps only the newest requests in ``requests`` (None: all of
+        them, as tests want); a long-running emulator serving an account-scale export sets it,
+        or its log would grow by a request's headers for every request it ever served.
+        """
         if api_key is None:
             api_key = str(10_000_000 + secrets.randbelow(90_000_000))
         if api_secret is None:
@@ -64,6 +71,10 @@ class Emulator:
         if not api_key or ":" in api_key:
             raise ValueError("api_key must be non-empty and contain no ':'")
         self._state = State(api_key, api_secret, staging=staging, faults=faults or Faults())
+        if max_recorded_requests is not None:
+            if max_recorded_requests < 0:
+                raise ValueError("max_recorded_requests must be >= 0 or None")
+            self._state.requests = collections.deque(maxlen=max_recorded_requests)
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -166,8 +177,9 @@ class Emulator:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Every request received, in order."""
-        return self._state.requests
+        """Every request received, in order (the newest ones, with ``max_recorded_requests``)."""
+        log = self._state.requests
+        return log if isinstance(log, list) else list(log)
 
     def clear_requests(self) -> None:
         """Forget the recorded requests."""

@@ -22,6 +22,7 @@ import os
 import secrets
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,7 +152,7 @@ class State:
     clock: Callable[[], float] = time.time
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
     archives: dict[str, ArchiveInfo] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
+    requests: list[RecordedRequest] | deque[RecordedRequest] = field(default_factory=list)
     storage_auth_leaks: int = 0
     base_url: str = ""  # "http://host:port", set once the server listens
     # Bookkeeping for the storage fault knobs.

@@ -171,3 +171,17 @@ async def test_cli_writes_the_list_file(tmp_path: Path, http: aiohttp.ClientSess
     finally:
         proc.terminate()
         await proc.wait()
+
+
+async def test_a_bounded_request_log_keeps_only_the_newest() -> None:
+    import aiohttp
+
+    from aioopentok.emulator import Emulator
+
+    async with Emulator(max_recorded_requests=3) as emu, aiohttp.ClientSession() as http:
+        for i in range(5):
+            async with http.get(f"{emu.url}/nowhere/{i}") as reply:
+                await reply.read()
+        assert [r.path.rsplit("/", 1)[1] for r in emu.requests] == ["2", "3", "4"]
+        emu.clear_requests()
+        assert emu.requests == []
