@@ -27,7 +27,14 @@ from ._failures import Verdict, classify, describe, retry_after_of
 from ._interface import DownloadResultLike, ExportClient
 from ._journal import Journal
 from ._list import Shard, aiter_pairs, is_safe_component
-from ._manifest import FileFacts, file_facts, manifest_document, read_manifest, write_manifest
+from ._manifest import (
+    FileFacts,
+    file_facts,
+    fsync_dir,
+    manifest_document,
+    read_manifest,
+    write_manifest,
+)
 from ._outcome import (
     DELETED,
     DONE,
@@ -219,7 +226,7 @@ class _Job:
                     f"video ID {video_id[:80]!r} refused: not a safe file name"
                 )
         folder = self.dest / archive_id
-        await self._disk(folder.mkdir, exist_ok=True)
+        await self._disk(_make_folder, folder)
         facts = await self._videos(archive_id, token, folder, video_ids)
         document = manifest_document(archive, session_id, facts, now=datetime.now(UTC))
         await self._disk(write_manifest, folder, document)
@@ -387,6 +394,13 @@ class _Job:
         if self.progress is not None and now - self._last_tick >= _TICK:
             self._last_tick = now
             self._emit(None)
+
+
+def _make_folder(folder: Path) -> None:
+    """Create an archive's folder, durably: its entry in ``dest`` survives a power cut."""
+    if not folder.is_dir():
+        folder.mkdir(exist_ok=True)
+        fsync_dir(folder.parent)
 
 
 class _DeleteFailed(Exception):

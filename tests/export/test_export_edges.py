@@ -123,3 +123,17 @@ async def test_a_retry_view_shares_the_pool_and_closes_nothing(emu: Emulator) ->
         assert (await client.get_archive_manifest(aid, token)).archive_id == aid
     with pytest.raises(RuntimeError, match="closed"):  # the parent closed: so is the view
         await view.get_archive_manifest(aid, token)
+
+
+async def test_a_new_archive_folder_is_made_durable_in_dest(
+    emu: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aioopentok.export._job as job_module
+
+    synced: list[Path] = []
+    real = job_module.fsync_dir
+    monkeypatch.setattr(job_module, "fsync_dir", lambda d: (synced.append(d), real(d)))
+    pairs = emu.seed_archives(2, videos_per_archive=1, video_size=5000)
+    async with aioopentok.Client(emu.api_key, emu.api_secret, api_url=emu.url) as client:
+        assert (await run(client, pairs, tmp_path)).done == 2
+    assert synced.count(tmp_path) == 2  # one fsync of dest per new folder
