@@ -72,7 +72,7 @@ async def test_lines_that_start_nothing_do_not_stall_the_loop(
 ) -> None:
     pairs = emu.seed_archives(1, videos_per_archive=1, video_size=5000)
     shard = Shard(0, 2)
-    others = [(f"{i:08d}-0000-4000-8000-000000000000", "s") for i in range(200_000)]
+    others = [(f"{i:08d}-0000-4000-8000-000000000000", "s") for i in range(400_000)]
     others = [pair for pair in others if not shard.owns(pair[0])]
     gaps: list[float] = []
 
@@ -90,7 +90,9 @@ async def test_lines_that_start_nothing_do_not_stall_the_loop(
             await run(client, others + pairs, tmp_path, shard=shard)
     finally:
         beat.cancel()
-    assert gaps and max(gaps) < 0.25  # ~100,000 foreign lines: never a quarter second blocked
+    # ~200,000 foreign lines (over a second of work without yielding): never half a second
+    # blocked, with room for a loaded CI machine.
+    assert gaps and max(gaps) < 0.5
 
 
 async def test_every_429_of_client_export_reaches_the_job_wide_pace(
