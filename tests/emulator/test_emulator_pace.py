@@ -95,17 +95,17 @@ async def test_first_byte_delay_holds_the_headers(
     emu: Emulator, http: aiohttp.ClientSession
 ) -> None:
     url, aid, vid = await _url(emu, http, 50_000)
-    emu.faults.first_byte_delay = 0.3
+    emu.faults.first_byte_delay = 0.6  # wide apart from an API reply's few ms, even when loaded
     started = time.perf_counter()
     async with http.get(url, headers={"Range": "bytes=10-"}) as r:
         waited = time.perf_counter() - started
         assert r.status == 206
         assert await r.read() == emu.video_bytes(aid, vid, 10)
-    assert waited >= 0.29
+    assert waited >= 0.59
     started = time.perf_counter()
     async with http.post(f"{emu.url}/session/create", headers={"X-TB-PARTNER-AUTH": "x:y"}) as r:
         await r.read()
-    assert time.perf_counter() - started < 0.29  # API replies are not storage replies
+    assert time.perf_counter() - started < 0.5  # API replies are not storage replies
 
 
 async def test_etag_is_quoted_md5_of_the_bytes(emu: Emulator, http: aiohttp.ClientSession) -> None:
