@@ -140,7 +140,10 @@ def plan(
         for archive_id, session_id in items:
             if not the_shard.owns(archive_id):
                 continue
-            record = next((r for r in (jl.get(archive_id) for jl in journals) if r), None)
+            # As the run decides (Journal.lookup): a done/deleted row in any journal wins.
+            rows = [r for r in (jl.get(archive_id) for jl in journals) if r is not None]
+            finished = (r for r in rows if r.status in (j.DONE, j.DELETED))
+            record = next(finished, None) or next(iter(rows), None)
             if record is not None and record.status == j.DELETED:
                 action = "skip"
             elif record is not None and record.status == j.DONE:

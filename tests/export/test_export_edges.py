@@ -139,3 +139,23 @@ async def test_a_new_archive_folder_is_made_durable_in_dest(
     async with aioopentok.Client(emu.api_key, emu.api_secret, api_url=emu.url) as client:
         assert (await run(client, pairs, tmp_path)).done == 2
     assert synced.count(tmp_path) == 2  # one fsync of dest per new folder
+
+
+def test_the_dry_run_plans_as_the_run_decides_across_shardings(tmp_path: Path) -> None:
+    import itertools
+
+    from aioopentok.export import plan, shard_of
+    from aioopentok.export._journal import DONE, FAILED, Journal
+
+    aid = next(f"a{i}" for i in itertools.count() if shard_of(f"a{i}", 8) == 3)
+    unsharded = Journal.for_shard(tmp_path, Shard(0, 1))
+    unsharded.finish(aid, "s", FAILED, error="boom")
+    unsharded.close()
+    sharded = Journal.for_shard(tmp_path, Shard(3, 8))
+    sharded.finish(aid, "s", DONE, videos=1, size=1)
+    decided = sharded.lookup(aid)
+    sharded.close()
+    assert decided is not None and decided.status == DONE
+    assert [p.action for p in plan([(aid, "s")], tmp_path, shard="3/8")] == ["skip"]
+    assert [p.action for p in plan([(aid, "s")], tmp_path, shard="3/8",
+                                   delete_after_verify=True)] == ["delete"]  # fmt: skip
