@@ -178,7 +178,7 @@ class Client:
         view._link = StorageLink(
             view._sender, self._storage_slots, lambda *ids: view.download_archive_url(*ids)
         )
-        view._parent = self
+        view._parent = self._parent or self  # a view of a view closes with the root
         return view
 
     async def close(self) -> None:

@@ -44,6 +44,14 @@ class HTTPRequest:
     timeout: ClientTimeout | None = None
     stream: bool = False
 
+    def __post_init__(self) -> None:
+        # Header names are case-insensitive (protocol.md): so are lookups in a handler.
+        object.__setattr__(self, "headers", CIMultiDictProxy(CIMultiDict(self.headers)))
+
+    def __repr__(self) -> str:
+        # Error trackers record locals by repr: a signed URL's query is a credential.
+        return f"<HTTPRequest {self.method} {safe_url(self.url)}>"
+
 
 async def _no_body() -> AsyncIterator[bytes]:
     return
@@ -57,7 +65,7 @@ class HTTPResponse:
     body was not read to the end); callers always call it, and it is idempotent.
     """
 
-    __slots__ = ("_closed", "_stream", "headers", "status")
+    __slots__ = ("_closed", "_read", "_stream", "headers", "status")
 
     def __init__(
         self,
@@ -69,11 +77,17 @@ class HTTPResponse:
         self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(headers or {}))
         self._stream: AsyncIterator[bytes] = _no_body() if stream is None else aiter(stream)
         self._closed = False
+        self._read = False
 
     def __repr__(self) -> str:
         return f"<HTTPResponse {self.status}>"
 
     def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._read:
+            raise RuntimeError(
+                "this HTTPResponse's body was read already: build a fresh one per request"
+            )
+        self._read = True
         return self._stream
 
     async def aclose(self) -> None:

@@ -258,8 +258,11 @@ def parse_archive_url(reply: Reply) -> str:
         or not host
         or any(ch.isspace() or ord(ch) < 0x20 for ch in text)
     ):
+        # The excerpt stops before any query: a signed URL's query is a credential.
         raise ResponseError(
-            "archive/url reply is not an absolute http(s) URL", status=reply.status, body=reply.body
+            "archive/url reply is not an absolute http(s) URL",
+            status=reply.status,
+            body=reply.body.partition(b"?")[0],
         )
     return text
 

@@ -30,6 +30,9 @@ from ._xml import MAX_XML_BYTES
 __all__ = ["Sender", "StorageLink"]
 
 logger = logging.getLogger("aioopentok")
+# A proxy's "bad gateway" / "gateway timeout": the request may have reached the service and
+# its reply been lost on the way back, as after a reset (delete_archive reads this).
+_GATEWAY_LOST = frozenset({502, 504})
 
 
 class Sender:
@@ -97,6 +100,8 @@ class Sender:
                         return rep.Reply(reply.status, reply.headers, reply.body, lost)
                     return reply
                 reason = f"HTTP {reply.status}"
+                if reply.status in _GATEWAY_LOST:  # a gateway's: the service may have acted
+                    lost += 1
             attempt += 1
             logger.info(
                 "retry %d of %s %s in %.2f s after %s",

@@ -98,6 +98,8 @@ def translate(exc: BaseException, where: str) -> RequestError | ResponseError:
         return ResponseError(f"{where}: malformed HTTP reply ({exc.message})", status=exc.status)
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, proxy, TLS: nothing sent
         return ConnectError(f"{where}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, ValueError):  # InvalidURL, an IDNA host: the text is the URL, query too
+        return ResponseError(f"{where}: {type(exc).__name__}: the URL cannot be requested")
     return RequestError(f"{where}: {type(exc).__name__}: {exc}")
 
 
@@ -226,9 +228,10 @@ class AiohttpTransport:
                 raise_for_status=False,
                 read_bufsize=STORAGE_READ_BUFSIZE if request.stream else None,
             )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise translate(exc, where) from exc
-        logger.debug("%s -> %s", where, response.status)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise translate(exc, where) from None if isinstance(exc, ValueError) else exc
+        if request.stream:  # API calls get their one debug line from _sending, with the time
+            logger.debug("%s -> %s", where, response.status)
         return HTTPResponse(response.status, response.headers, _Body(response, where))
 
     async def aclose(self) -> None:

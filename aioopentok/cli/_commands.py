@@ -11,7 +11,7 @@ import time
 
 from .._tokens import decode_token, generate_token, verify_token
 from ._common import archive_token, credentials, emit, partner_client, token_client
-from ._exitcodes import EXIT_DOWNLOAD, EXIT_OK, CliError, exit_code_for
+from ._exitcodes import EXIT_DOWNLOAD, EXIT_OK, CliError
 from ._progress import make_progress
 
 __all__ = [
@@ -163,9 +163,9 @@ async def cmd_download(args: argparse.Namespace) -> int:
     summary = {"ok": not failed, "seconds": seconds, "bytes": total, "files": results}
     emit(args, "\n".join(lines), summary)
     if failed:
+        # Exit 8 for any failed video (README): the reason is in the line, not in the code.
         error = failed[0].error
-        code = exit_code_for(error)[0] if isinstance(error, BaseException) else EXIT_DOWNLOAD
-        raise CliError(f"{len(failed)} of {len(results)} downloads failed: {error}", code)
+        raise CliError(f"{len(failed)} of {len(results)} downloads failed: {error}", EXIT_DOWNLOAD)
     return EXIT_OK
 
 

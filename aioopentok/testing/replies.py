@@ -10,6 +10,7 @@ sent, not hand-written XML that the real service never produced.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -163,7 +164,8 @@ def status(
         phrase = HTTPStatus(code).phrase
     except ValueError:
         phrase = "Error"
-    extra = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+    # delta-seconds are a whole number (RFC 9110); a fraction is rounded up, never down
+    extra = {} if retry_after is None else {"Retry-After": str(math.ceil(retry_after))}
     return response(code, phrase, _with({"Content-Type": "text/plain", **extra}, headers))
 
 

@@ -122,5 +122,5 @@ async def test_storage_honours_range_like_s3(
 
 async def test_status_replies_carry_retry_after() -> None:
     reply = replies.status(503, retry_after=1.5)
-    assert (reply.status, reply.headers["Retry-After"]) == (503, "1.5")
+    assert (reply.status, reply.headers["Retry-After"]) == (503, "2")  # whole seconds, up
     assert await body(reply) == b"Service Unavailable"
