@@ -26,6 +26,9 @@ status, the service's code and message, and a short excerpt of the reply body.
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 __all__ = [
     "APIError",
     "AuthError",
@@ -42,6 +45,7 @@ __all__ = [
     "ResponseError",
     "ServerError",
     "TokenExpiredError",
+    "disk_error",
 ]
 
 _EXCERPT_CHARS = 200
@@ -169,3 +173,17 @@ class DownloadError(OpenTokException):
 
 class DiskError(DownloadError, OSError):
     """The destination refused the write: disk full, read-only, or not writable."""
+
+
+def disk_error(exc: OSError, path: Path | str, doing: str) -> DiskError:
+    """Return a ``DiskError`` for a refused file operation (full, read-only, not writable)."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = f"disk full ({reason})"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = f"not writable ({reason})"
+    err = DiskError(f"cannot {doing} {path}: {reason}")
+    err.errno = exc.errno
+    err.strerror = exc.strerror
+    err.filename = str(path)
+    return err

@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .. import export
-from .._errors import DiskError
+from .._errors import DiskError, disk_error
 from ._common import emit, partner_client
 from ._exitcodes import EXIT_BAD_INPUT, EXIT_DOWNLOAD, EXIT_OK, CliError
 from ._progress import make_job_display
@@ -82,9 +82,7 @@ async def cmd_export(args: argparse.Namespace) -> int:
                 try:
                     report.write(snapshot.outcome)
                 except OSError as exc:  # the report's disk: stop as for any full disk (exit 8)
-                    error = DiskError(f"cannot write the report {args.report}: {exc.strerror}")
-                    error.errno, error.strerror = exc.errno, exc.strerror
-                    raise error from exc
+                    raise disk_error(exc, args.report, "write the report") from exc
             if display is not None:
                 display.update(snapshot)
 

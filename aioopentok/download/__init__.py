@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from .._errors import InvalidArgumentError, OpenTokException
+from .._errors import InvalidArgumentError, OpenTokException, disk_error
 from .._models import Archive
 from .._requests import check_id, check_token
 from ._fetch import VideoJob
@@ -40,7 +40,6 @@ from ._options import (
     check_options,
     check_segmenting,
 )
-from ._partfile import disk_error
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from .._errors import DownloadError, RequestError, ResponseError
+from .._errors import DownloadError, RequestError, ResponseError, disk_error
 from .._http import safe_url
 from .._storage import ERROR_BODY_CAP, Action, Asked, Verdict, judge
 from ._body import Cursor, first_error, read_capped, write_body
@@ -369,8 +369,6 @@ class VideoJob:
 
 
 def _file_size(path: Path) -> int | None:
-    from ._partfile import disk_error
-
     try:
         stat = path.stat()
     except FileNotFoundError:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from .._errors import DiskError, DownloadError
+from .._errors import DiskError, DownloadError, disk_error
 from ._ranges import RECORD_SUFFIX, RangeSet, Record, decode_record, encode_record
 from ._threads import SerialQueue
 
@@ -34,7 +34,6 @@ __all__ = [
     "FLV_HEADER_SIZE",
     "PART_SUFFIX",
     "PartFile",
-    "disk_error",
     "flv_prefix_ok",
     "part_path",
     "record_path",
@@ -63,20 +62,6 @@ def part_path(final: Path) -> Path:
 def record_path(final: Path) -> Path:
     """Return the ranges record's path, beside the ``.part``."""
     return final.with_name(final.name + PART_SUFFIX + RECORD_SUFFIX)
-
-
-def disk_error(exc: OSError, path: Path, doing: str) -> DiskError:
-    """Return a ``DiskError`` for a refused file operation (full, read-only, not writable)."""
-    reason = exc.strerror or type(exc).__name__
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        reason = f"disk full ({reason})"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        reason = f"not writable ({reason})"
-    err = DiskError(f"cannot {doing} {path}: {reason}")
-    err.errno = exc.errno
-    err.strerror = exc.strerror
-    err.filename = str(path)
-    return err
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._errors import ConnectError, DiskError, InvalidArgumentError, NotFoundError
+from .._errors import ConnectError, DiskError, InvalidArgumentError, NotFoundError, disk_error
 from .._models import Role
 from . import _journal as j
 from ._failures import Verdict, classify, describe, retry_after_of
@@ -371,9 +371,7 @@ class _Job:
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
         except OSError as exc:
-            error = DiskError(f"cannot write under {self.dest}: {exc.strerror or exc}")
-            error.errno, error.strerror, error.filename = exc.errno, exc.strerror, exc.filename
-            raise _Stop(error) from exc
+            raise _Stop(disk_error(exc, exc.filename or self.dest, "write")) from exc
 
     def _outcome(self, outcome: ArchiveOutcome, *, exported_now: bool = True) -> None:
         if outcome.status != FAILED:
